@@ -1,0 +1,12 @@
+"""nbcount: how big and how expensive is this network, layer by layer, and why."""
+
+from __future__ import annotations
+
+from nbcount.conventions import Convention, conventions
+from nbcount.count import CountError, count
+from nbcount.derive import Derivation, Step
+from nbcount.inputs import InputError
+from nbcount.report import Report, Row
+
+__all__ = ["Convention", "CountError", "Derivation", "InputError", "Report", "Row", "Step", "conventions", "count"]
+__version__ = "0.1.0"

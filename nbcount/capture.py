@@ -1,0 +1,291 @@
+"""Run the model once and record what happened: module calls (hooks) and aten ops (dispatch mode).
+
+Attribution only: nothing here counts. Each aten op is attributed to the innermost module call
+running when it was dispatched. Hooks are per-module handles (removed in ``finally``) and ignore
+other threads; the dispatch mode is thread-local.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.weak import WeakIdKeyDictionary
+
+from nbcount.types import LayerCall, OpEvent, ParamRef, TensorMeta, Trace
+
+HYPERPARAMS = (
+    "in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "output_padding",
+    "padding_mode", "transposed", "in_features", "out_features", "in1_features", "in2_features", "num_features",
+    "eps", "momentum", "affine", "track_running_stats", "normalized_shape", "elementwise_affine", "num_groups",
+    "num_channels", "num_embeddings", "embedding_dim", "padding_idx", "mode", "input_size", "hidden_size",
+    "num_layers", "bidirectional", "batch_first", "proj_size", "bias", "scale_factor", "size", "align_corners",
+    "output_size", "ceil_mode", "count_include_pad", "divisor_override", "return_indices", "embed_dim",
+    "num_heads", "kdim", "vdim", "dim", "negative_slope", "p", "approximate", "start_dim", "end_dim",
+    "upscale_factor", "num_parameters", "beta", "threshold", "min_val", "max_val", "alpha", "lambd",
+)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return True
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list, torch.Size)):
+        return tuple(_plain(v) for v in value)
+    return str(value)
+
+
+def hyperparams(module: nn.Module) -> tuple[tuple[str, Any], ...]:
+    """The module's configuration attributes as plain values (a tensor attribute becomes True)."""
+    found = []
+    for name in HYPERPARAMS:
+        if name in module.__dict__ or name in module._parameters or name in module._buffers:
+            found.append((name, _plain(getattr(module, name, None))))
+    return tuple(found)
+
+
+def tensors_of(value: Any, depth: int = 0) -> list[torch.Tensor]:
+    """The tensors inside nested tuples, lists, dicts and dataclasses, in order."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if depth > 6:
+        return []
+    if isinstance(value, dict):
+        items = list(value.values())
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    elif hasattr(value, "__dataclass_fields__"):
+        items = [getattr(value, f) for f in value.__dataclass_fields__]
+    else:
+        return []
+    return [t for v in items for t in tensors_of(v, depth + 1)]
+
+
+def _class_names(module: nn.Module) -> tuple[str, ...]:
+    return tuple(f"{c.__module__}.{c.__qualname__}" for c in type(module).__mro__)
+
+
+class CaptureError(RuntimeError):
+    """The forward pass raised; `trace` holds the calls recorded up to the failure."""
+
+    def __init__(self, message: str, trace: Trace, layer: str, cause: BaseException):
+        super().__init__(message)
+        self.trace, self.layer, self.cause = trace, layer, cause
+
+
+@dataclass
+class _Frame:
+    module: nn.Module
+    path: str
+    call_index: int
+    depth: int
+    parent: int | None
+    in_tensors: tuple[TensorMeta, ...]
+    params_new: list[ParamRef]
+    params_shared: list[ParamRef]
+    buffer_bytes: int
+    ops: list[OpEvent] = field(default_factory=list)
+    out_tensors: tuple[TensorMeta, ...] = ()
+    done: bool = False
+
+
+class _Recorder:
+    """The state shared by the hooks and the dispatch mode during one forward pass."""
+
+    def __init__(self, model: nn.Module):
+        self.thread = threading.get_ident()
+        self.paths = {id(m): name for name, m in model.named_modules()}
+        self.param_names = {id(p): name for name, p in model.named_parameters(remove_duplicate=False)}
+        self.seen_params: set[int] = set()
+        self.seen_buffers: set[int] = set()
+        self.frames: list[_Frame] = []
+        self.stack: list[int] = []
+        self.counts: dict[str, int] = {}
+        self.ids = WeakIdKeyDictionary()
+        self.next_id = 0
+        self.live_bytes = 0
+        self.peak_bytes = 0
+        self.failed_frame: int | None = None
+        self.failure: BaseException | None = None
+        self.op_names: dict[Any, str] = {}
+
+    # tensors -----------------------------------------------------------------
+    def meta(self, t: torch.Tensor) -> TensorMeta:
+        tid = self.ids.get(t)
+        if tid is None:
+            tid = self.next_id
+            self.next_id += 1
+            self.ids[t] = tid
+        return TensorMeta(tuple(int(d) for d in t.shape), str(t.dtype).removeprefix("torch."), t.element_size(), tid)
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            if id(value) in self.param_names:
+                self.touch_param(value)
+            return self.meta(value)
+        if isinstance(value, (list, tuple)):
+            return tuple(self.convert(v) for v in value)
+        if isinstance(value, (torch.dtype, torch.device, torch.layout, torch.memory_format)):
+            return str(value)
+        return value
+
+    def tensors_in(self, value: Any) -> list[TensorMeta]:
+        return [self.meta(t) for t in tensors_of(value)]
+
+    def track_allocation(self, t: torch.Tensor) -> None:
+        if t in self.ids:
+            return  # an alias of a tensor already seen (in-place op, view)
+        nbytes = t.numel() * t.element_size()
+        self.live_bytes += nbytes
+        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+        weakref.finalize(t, self._release, nbytes)
+
+    def _release(self, nbytes: int) -> None:
+        self.live_bytes -= nbytes
+
+    # parameters --------------------------------------------------------------
+    def param_ref(self, p: torch.Tensor) -> ParamRef:
+        return ParamRef(self.param_names.get(id(p), "?"), tuple(p.shape), p.numel(),
+                        p.numel() * p.element_size(), bool(p.requires_grad))
+
+    def touch_param(self, p: torch.Tensor) -> None:
+        if id(p) in self.seen_params or not self.stack:
+            return
+        self.seen_params.add(id(p))
+        self.frames[self.stack[-1]].params_new.append(self.param_ref(p))
+
+    # module calls --------------------------------------------------------------
+    def enter(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if threading.get_ident() != self.thread:
+            return
+        path = self.paths.get(id(module), "?")
+        index = self.counts.get(path, 0)
+        self.counts[path] = index + 1
+        new, shared = [], []
+        for p in module._parameters.values():
+            if p is None:
+                continue
+            (shared if id(p) in self.seen_params else new).append(self.param_ref(p))
+            self.seen_params.add(id(p))
+        buffer_bytes = 0
+        for b in module._buffers.values():
+            if b is not None and id(b) not in self.seen_buffers:
+                self.seen_buffers.add(id(b))
+                buffer_bytes += b.numel() * b.element_size()
+        parent = self.stack[-1] if self.stack else None
+        inputs = tuple(self.tensors_in(args)) + tuple(self.tensors_in(kwargs))
+        self.frames.append(_Frame(module, path, index, len(self.stack), parent, inputs, new, shared, buffer_bytes))
+        self.stack.append(len(self.frames) - 1)
+
+    def leave(self, module: nn.Module, output: Any) -> None:
+        if threading.get_ident() != self.thread or not self.stack:
+            return
+        frame_index = self.stack.pop()
+        frame = self.frames[frame_index]
+        error = sys.exc_info()[1]
+        if error is not None and self.failure is not error:
+            self.failure, self.failed_frame = error, frame_index
+        frame.out_tensors = tuple(self.tensors_in(output))
+        frame.done = error is None
+
+    def op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        if not self.stack:
+            return
+        name = self.op_names.get(func)
+        if name is None:
+            name = self.op_names[func] = str(func.overloadpacket)
+        is_view = bool(getattr(func, "is_view", False))
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        tensors = [o for o in outs if isinstance(o, torch.Tensor)]
+        if not is_view:
+            for t in tensors:
+                self.track_allocation(t)
+        event = OpEvent(name, tuple(self.convert(a) for a in args),
+                        tuple((k, self.convert(v)) for k, v in kwargs.items()),
+                        tuple(self.meta(t) for t in tensors), is_view)
+        self.frames[self.stack[-1]].ops.append(event)
+
+
+class _OpMode(TorchDispatchMode):
+    def __init__(self, recorder: _Recorder):
+        super().__init__()
+        self.recorder = recorder
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        self.recorder.op(func, args, kwargs, out)
+        return out
+
+
+def _attach(model: nn.Module, recorder: _Recorder) -> list[Any]:
+    handles = []
+    for module in {id(m): m for m in model.modules()}.values():
+        handles.append(module.register_forward_pre_hook(
+            lambda m, a, k: recorder.enter(m, a, k), with_kwargs=True))
+        handles.append(module.register_forward_hook(
+            lambda m, a, o: recorder.leave(m, o), always_call=True))
+    return handles
+
+
+def _unused_modules(model: nn.Module, called: set[str]) -> tuple[str, ...]:
+    names = [name for name, _ in model.named_modules() if name]
+    def touched(name: str) -> bool:
+        return any(c == name or c.startswith(name + ".") for c in called)
+    unused = [n for n in names if not touched(n)]
+    return tuple(n for n in unused if not any(n.startswith(u + ".") for u in unused if u != n))
+
+
+def _trace(model: nn.Module, recorder: _Recorder, execution: str, inputs: tuple[TensorMeta, ...],
+           outputs: tuple[TensorMeta, ...], notes: tuple[str, ...]) -> Trace:
+    calls = []
+    for f in recorder.frames:
+        calls.append(LayerCall(
+            path=f.path, call_index=f.call_index, module_type=type(f.module).__name__,
+            classes=_class_names(f.module), depth=f.depth, parent=f.parent, in_tensors=f.in_tensors,
+            out_tensors=f.out_tensors, params_new=tuple(f.params_new), params_shared=tuple(f.params_shared),
+            buffer_bytes=f.buffer_bytes, attrs=hyperparams(f.module), ops=tuple(f.ops),
+            is_leaf=not any(True for _ in f.module.children())))
+    registered = {}
+    for name, p in model.named_parameters():
+        registered[id(p)] = ParamRef(name, tuple(p.shape), p.numel(), p.numel() * p.element_size(),
+                                     bool(p.requires_grad))
+    called = {c.path for c in calls}
+    return Trace(tuple(calls), tuple(registered.values()), _unused_modules(model, called), inputs, outputs,
+                 recorder.peak_bytes, execution, notes)
+
+
+def run(model: nn.Module, make_inputs: Callable[[], tuple[tuple[Any, ...], dict[str, Any]]],
+        execution: str, notes: tuple[str, ...] = ()) -> Trace:
+    """Run ``model(*args, **kwargs)`` once under hooks and the op recorder; return the Trace.
+
+    The caller chooses the execution context (meta, fake or real) and enters it around this call.
+    On failure a CaptureError carries the partial Trace and the path of the failing layer.
+    """
+    recorder = _Recorder(model)
+    handles = _attach(model, recorder)
+    args, kwargs = make_inputs()
+    for t in tensors_of((args, kwargs)):
+        recorder.track_allocation(t)
+    in_meta = tuple(recorder.tensors_in((args, kwargs)))
+    try:
+        with _OpMode(recorder):
+            output = model(*args, **kwargs)
+        out_meta = tuple(recorder.tensors_in(output))
+        del output
+    except BaseException as error:
+        trace = _trace(model, recorder, execution, in_meta, (), notes)
+        layer = recorder.frames[recorder.failed_frame].path if recorder.failed_frame is not None else ""
+        raise CaptureError(str(error), trace, layer, error) from error
+    finally:
+        for h in handles:
+            h.remove()
+    return _trace(model, recorder, execution, in_meta, out_meta, notes)

@@ -1,0 +1,199 @@
+"""count(): model + inputs + convention → Report. Chooses how to run, then applies the rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from nbcount import capture
+from nbcount.conventions import Convention, get_convention
+from nbcount.derive import Step, given
+from nbcount.inputs import InputError, InputSize, example_inputs, model_device, normalise_sizes, split_inputs
+from nbcount.preserve import preserved
+from nbcount.report import Report, Row
+from nbcount.rules import IGNORED_OPS, MODULE_RULES, OP_RULES, PARAM_RULES, find_module_rule
+from nbcount.rules.params import generic_params
+from nbcount.types import Diagnostic, LayerCall, Trace
+
+
+class CountError(RuntimeError):
+    """Counting failed; `report` holds the rows counted up to the failing layer."""
+
+    def __init__(self, message: str, report: Report | None = None, layer: str = ""):
+        super().__init__(message)
+        self.report, self.layer = report, layer
+
+
+def _fake_mode() -> Any:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    return FakeTensorMode(allow_non_fake_inputs=True)
+
+
+def _is_fake_limitation(error: BaseException) -> bool:
+    """Errors that come from running without data (fake tensors), not from the model being wrong."""
+    mod = type(error).__module__ or ""
+    text = str(error)
+    return (mod.startswith(("torch._subclasses", "torch.fx.experimental", "torch._dynamo"))
+            or "data-dependent" in text or "FakeTensor" in text or "fake tensor" in text.lower()
+            or "Cannot access data pointer" in text or "meta tensor" in text.lower()
+            or isinstance(error, NotImplementedError))
+
+
+def _make_inputs(model: nn.Module, input_size: InputSize | None, inputs: Any,
+                 dtype: torch.dtype | Sequence[torch.dtype], device: torch.device) -> Any:
+    def make() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if inputs is not None:
+            return split_inputs(inputs)
+        assert input_size is not None
+        return example_inputs(normalise_sizes(input_size), dtype, device), {}
+    return make
+
+
+def _trace(model: nn.Module, make: Any, device: torch.device, execution: str) -> Trace:
+    if device.type == "meta":
+        return capture.run(model, make, "meta")
+    if execution in ("auto", "fake"):
+        try:
+            with _fake_mode():
+                return capture.run(model, make, "fake")
+        except capture.CaptureError as error:
+            if execution == "fake" or not _is_fake_limitation(error.cause):
+                raise
+            note = f"counted with real arithmetic: running without data failed ({type(error.cause).__name__})"
+            return capture.run(model, make, "real", (note,))
+    return capture.run(model, make, "real")
+
+
+def _op_costs(call: LayerCall) -> tuple[list[tuple[str, tuple[Step, ...]]], list[str]]:
+    rule = find_module_rule(MODULE_RULES, call)
+    if rule is not None:
+        return [(f"{call.module_type} rule", rule(call))], []
+    costs, uncounted = [], []
+    for op in call.ops:
+        op_rule = OP_RULES.get(op.op)
+        if op_rule is not None:
+            try:
+                costs.append((op.op, op_rule(op)))
+            except Exception as error:  # a rule that cannot read this overload: say so, never zero
+                uncounted.append(f"{op.op} (rule failed: {type(error).__name__})")
+        elif op.op not in IGNORED_OPS:
+            uncounted.append(op.op)
+    return costs, uncounted
+
+
+def _param_steps(call: LayerCall) -> tuple[Step, ...]:
+    new = sum(p.numel for p in call.params_new)
+    if not call.params_new:
+        if call.params_shared:
+            shared = sum(p.numel for p in call.params_shared)
+            return (given("params (new)", 0, note=f"reuses {shared:,} parameters counted at an earlier call"),)
+        return (given("params", 0),)
+    rule = find_module_rule(PARAM_RULES, call) if not call.params_shared else None
+    if rule is not None:
+        try:
+            steps = rule(call)
+            if steps and steps[-1].value == new:
+                return steps
+        except Exception:  # a subclass with other attributes: fall back to the tensors themselves
+            pass
+    return generic_params(call)
+
+
+def _row(call: LayerCall) -> Row:
+    costs, uncounted = _op_costs(call)
+    breakdown: dict[str, int] = {}
+    for _, steps in costs:
+        for s in steps:
+            if s.term:
+                breakdown[s.term] = breakdown.get(s.term, 0) + int(s.value)
+    return Row(call, tuple(costs), breakdown, _param_steps(call), tuple(uncounted))
+
+
+def _diagnostics(rows: Sequence[Row], trace: Trace, registered: dict[str, int]) -> tuple[Diagnostic, ...]:
+    found: list[Diagnostic] = []
+    uncounted: dict[str, list[str]] = {}
+    for r in rows:
+        for op in r.uncounted:
+            uncounted.setdefault(op, []).append(r.layer or r.call.module_type)
+    for op, layers in uncounted.items():
+        found.append(Diagnostic("uncounted_op", f"{op} has no counting rule: ran {len(layers)}× and was not "
+                                "counted, so the totals are a lower bound", tuple(dict.fromkeys(layers)),
+                                len(layers)))
+    for r in rows:
+        if r.call.params_shared:
+            n = sum(p.numel for p in r.call.params_shared)
+            found.append(Diagnostic("shared_params", f"{r.layer or r.call.module_type} (call {r.call.call_index}) "
+                                    f"reuses {n:,} parameters counted once at their first use",
+                                    (r.layer,), n))
+    for name in trace.unused_modules:
+        n = sum(v for k, v in registered.items() if k.startswith(name + "."))
+        found.append(Diagnostic("unused_module", f"{name} is registered but never called: its {n:,} "
+                                "parameters are in total_params but not in used_params", (name,), n))
+    found += [Diagnostic("note", note) for note in trace.notes]
+    return tuple(found)
+
+
+def report_from_trace(trace: Trace, convention: str | Convention = "nbcount",
+                      options: dict[str, Any] | None = None) -> Report:
+    """Apply the rules to a Trace and assemble the Report."""
+    rows = tuple(_row(call) for call in trace.calls)
+    registered = {p.name: p.numel for p in trace.registered_params}
+    return Report(rows, trace, get_convention(convention), _diagnostics(rows, trace, registered), options or {})
+
+
+def _check_model(model: Any) -> nn.Module:
+    original = getattr(model, "_orig_mod", None)  # torch.compile: count the original module
+    if isinstance(original, nn.Module):
+        model = original
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError("TorchScript modules cannot be counted: their forward runs without Python hooks. "
+                        "Count the original nn.Module before torch.jit.script / trace.")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"count() needs a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def count(model: nn.Module, input_size: InputSize | None = None, *, inputs: Any = None,
+          dtype: torch.dtype | Sequence[torch.dtype] = torch.float32, convention: str | Convention = "nbcount",
+          mode: str = "eval", execution: str = "auto") -> Report:
+    """Count parameters, MACs, FLOPs, shapes and memory of `model` on `input_size` or `inputs`.
+
+    mode: "eval" (default), "train" or "same" — the training flag during counting (restored after).
+    execution: "auto" (without arithmetic where possible, real otherwise), "fake", or "real".
+    """
+    model = _check_model(model)
+    if (input_size is None) == (inputs is None):
+        raise InputError("give exactly one of input_size=(1, 3, 224, 224) or inputs=tensor / tuple / dict")
+    if mode not in ("eval", "train", "same"):
+        raise ValueError(f"mode must be 'eval', 'train' or 'same', not {mode!r}")
+    convention_obj = get_convention(convention)
+    device = model_device(model)
+    make = _make_inputs(model, input_size, inputs, dtype, device)
+    options = {"input_size": input_size, "mode": mode, "execution": execution}
+    with preserved(model, mode), torch.no_grad():
+        try:
+            trace = _trace(model, make, device, execution)
+        except capture.CaptureError as error:
+            partial = report_from_trace(error.trace, convention_obj, options)
+            raise CountError(_failure_message(error), partial, error.layer) from error.cause
+    return report_from_trace(trace, convention_obj, options)
+
+
+def _failure_message(error: capture.CaptureError) -> str:
+    trace = error.trace
+    failed = [c for c in trace.calls if c.path == error.layer]
+    where = "the model's forward"
+    if failed:
+        call = failed[-1]
+        shapes = ", ".join(str(t.shape) for t in call.in_tensors) or "no tensors"
+        where = f"layer {call.path or '(root)'!r} ({call.module_type}) with input shapes {shapes}"
+    done = sum(1 for c in trace.calls if c.out_tensors)
+    return (f"forward pass failed in {where}: {type(error.cause).__name__}: {error.cause}\n"
+            f"{done} module calls were counted before the failure; the partial report is on this "
+            "exception's .report attribute.")
+
+

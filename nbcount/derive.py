@@ -1,0 +1,232 @@
+"""Worked derivations: a formula over named symbols, the numbers substituted, the value.
+
+A rule computes each number *by* building a Step, so the value shown in the table and the
+last line of its derivation are the same object. Formulas are small Python expressions over
+the symbols (``*``, ``/``, ``+``, ``-``, ``floor(...)``, ``max(...)``); they are rendered
+with ``·``, ``⌊ ⌋`` and subscripts for text, LaTeX and Markdown.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+Number = int | float
+
+_SAFE_FUNCS = {"floor": math.floor, "ceil": math.ceil, "max": max, "min": min, "prod": math.prod}
+_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def fmt(value: Number) -> str:
+    """A number with thousands separators (ints) or up to 4 significant decimals (floats)."""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.1f}"
+    return f"{int(value):,}"
+
+
+def _evaluate(formula: str, symbols: dict[str, Number]) -> Number:
+    value = eval(formula, {"__builtins__": {}}, {**_SAFE_FUNCS, **symbols})  # noqa: S307 - our formulas
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _replace_symbols(formula: str, render: dict[str, str]) -> str:
+    return _SYMBOL.sub(lambda m: render.get(m.group(0), m.group(0)), formula)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of a derivation: ``label = formula = substituted = value``."""
+
+    label: str
+    formula: str
+    symbols: tuple[tuple[str, Number], ...]
+    value: Number
+    term: str | None = None  # the breakdown category this value contributes to, if any
+    note: str = ""
+
+    @property
+    def substituted(self) -> str:
+        """The formula with each symbol replaced by its number."""
+        return _replace_symbols(self.formula, {k: fmt(v) for k, v in self.symbols})
+
+    def to_text(self) -> str:
+        """``label = C_out·(C_in·K) + C_out = 8·(3·9) + 8 = 224``."""
+        parts = [self.label, _pretty(self.formula)]
+        if self.symbols:
+            parts.append(_pretty(self.substituted))
+        parts.append(fmt(self.value))
+        line = " = ".join(_dedupe(parts))
+        return f"{line}    ({self.note})" if self.note else line
+
+    def to_latex(self) -> str:
+        """The step as one LaTeX equation line (symbols subscripted, ``\\cdot``, ``\\lfloor``)."""
+        parts = [_latex_text(self.label), _latex(self.formula, {})]
+        if self.symbols:
+            parts.append(_latex(self.formula, {k: _latex_number(v) for k, v in self.symbols}))
+        parts.append(_latex_number(self.value))
+        line = " = ".join(_dedupe(parts))
+        if self.note:
+            line += r" \quad \text{(" + _latex_escape(self.note) + ")}"
+        return line
+
+
+def step(label: str, formula: str, *, term: str | None = None, note: str = "", **symbols: Number) -> Step:
+    """Evaluate `formula` over `symbols` and keep every stage for display."""
+    return Step(label, formula, tuple(symbols.items()), _evaluate(formula, symbols), term, note)
+
+
+def given(label: str, value: Number, *, term: str | None = None, note: str = "") -> Step:
+    """A step that states a value without a formula (a sum carried over, a measured size)."""
+    return Step(label, "", (), value, term, note)
+
+
+def total(label: str, parts: Iterable[tuple[str, Number]], *, term: str | None = None, note: str = "") -> Step:
+    """The sum of named parts: ``label = a + b + c = 1 + 2 + 3 = 6``."""
+    items = list(parts)
+    if not items:
+        return Step(label, "0", (), 0, term, note)
+    names = [_symbol_name(name, i) for i, (name, _) in enumerate(items)]
+    symbols = {n: v for n, (_, v) in zip(names, items)}
+    return Step(label, " + ".join(names), tuple(symbols.items()), sum(symbols.values()), term, note)
+
+
+def _symbol_name(name: str, index: int) -> str:
+    clean = re.sub(r"\W", "_", name)
+    if not clean or clean[0].isdigit():
+        clean = f"x{index}_{clean}"
+    return clean
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """A titled list of steps; `value` is the last step's value (the number in the table)."""
+
+    subject: str
+    steps: tuple[Step, ...]
+    unit: str = ""
+
+    @property
+    def value(self) -> Number:
+        """The value the derivation ends with."""
+        return self.steps[-1].value if self.steps else 0
+
+    def to_text(self) -> str:
+        """Plain text, one step per line."""
+        lines = [self.subject] + ["  " + s.to_text() for s in self.steps]
+        return "\n".join(lines)
+
+    def to_latex(self) -> str:
+        """A LaTeX ``aligned`` block (MathJax-ready)."""
+        rows = [s.to_latex().replace(" = ", " &= ", 1) for s in self.steps]
+        body = " \\\\\n".join(rows)
+        return "\\begin{aligned}\n" + body + "\n\\end{aligned}"
+
+    def to_markdown(self) -> str:
+        """Markdown: the subject in bold, each step as a bullet with inline math."""
+        lines = [f"**{_md_escape(self.subject)}**", ""]
+        lines += [f"- ${s.to_latex()}$" for s in self.steps]
+        return "\n".join(lines)
+
+    def to_html(self) -> str:
+        """Escaped HTML with the steps as a list of TeX lines for MathJax."""
+        items = "".join(f"<li>\\({html.escape(s.to_latex())}\\)</li>" for s in self.steps)
+        return f"<div class='nbcount-derivation'><b>{html.escape(self.subject)}</b><ul>{items}</ul></div>"
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
+        return {"text/plain": self.to_text(), "text/html": self.to_html(), "text/markdown": self.to_markdown()}
+
+
+def _dedupe(parts: list[str]) -> list[str]:
+    out: list[str] = []
+    for p in parts:
+        if p and (not out or out[-1] != p):
+            out.append(p)
+    return out
+
+
+def _pretty(formula: str) -> str:
+    text = formula.replace("**", "^").replace("*", "·").replace("//", "/")
+    text = re.sub(r"floor\(", "⌊", text)
+    return _close_floors(text)
+
+
+def _close_floors(text: str) -> str:
+    out, stack = [], []
+    for ch in text:
+        if ch == "⌊":
+            stack.append("floor")
+            out.append(ch)
+        elif ch == "(":
+            stack.append("paren")
+            out.append(ch)
+        elif ch == ")":
+            kind = stack.pop() if stack else "paren"
+            out.append("⌋" if kind == "floor" else ")")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
+                  "%": r"\%", "_": r"\_", "^": r"\^{}", "~": r"\~{}"}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _latex_text(text: str) -> str:
+    return r"\text{" + _latex_escape(text) + "}"
+
+
+def _latex_number(value: Number) -> str:
+    return fmt(value).replace(",", "{,}")
+
+
+def _latex_symbol(name: str) -> str:
+    head, _, tail = name.partition("_")
+    return f"{head}_{{{tail.replace('_', ',')}}}" if tail else head
+
+
+def _latex(formula: str, numbers: dict[str, str]) -> str:
+    def symbol(m: re.Match[str]) -> str:
+        name = m.group(0)
+        if name in numbers:
+            return numbers[name]
+        if name in _SAFE_FUNCS:
+            return name
+        return _latex_symbol(name)
+
+    text = _SYMBOL.sub(symbol, formula)
+    text = text.replace("**", "^").replace("*", r" \cdot ")
+    text = text.replace("floor(", r"\lfloor(").replace("ceil(", r"\lceil(")
+    return _close_latex_floors(text)
+
+
+def _close_latex_floors(text: str) -> str:
+    out, stack, i = [], [], 0
+    while i < len(text):
+        for opener, closer in ((r"\lfloor(", r"\rfloor"), (r"\lceil(", r"\rceil")):
+            if text.startswith(opener, i):
+                stack.append(closer)
+                out.append(opener[:-1] + " ")
+                i += len(opener)
+                break
+        else:
+            ch = text[i]
+            if ch == "(":
+                stack.append(")")
+            elif ch == ")":
+                ch = stack.pop() if stack else ")"
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _md_escape(text: str) -> str:
+    return re.sub(r"([\\`*_{}\[\]()#+\-!|<>$])", r"\\\1", text)

@@ -1,0 +1,140 @@
+"""Report: the rows, totals with their status, diagnostics and memory — what every view reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from nbcount.conventions import Convention, get_convention
+from nbcount.derive import Step
+from nbcount.types import Diagnostic, LayerCall, Term, Trace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MB = 2**20
+
+
+@dataclass(frozen=True)
+class Row:
+    """One module call with its counted costs; `costs` keeps each op's derivation steps."""
+
+    call: LayerCall
+    costs: tuple[tuple[str, tuple[Step, ...]], ...]  # (source: aten op or module rule, steps)
+    breakdown: dict[str, int]
+    param_steps: tuple[Step, ...]
+    uncounted: tuple[str, ...]
+
+    @property
+    def layer(self) -> str:
+        """Dotted path of the module ('' for the root)."""
+        return self.call.path
+
+    @property
+    def params(self) -> int:
+        """Parameters first counted at this call (0 for shared / repeated calls)."""
+        return sum(p.numel for p in self.call.params_new)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates in this call (not in its child module calls)."""
+        return self.breakdown.get(Term.MAC.value, 0)
+
+    @property
+    def output_bytes(self) -> int:
+        """Bytes of the call's output tensors, by their real dtype."""
+        return sum(t.nbytes for t in self.call.out_tensors)
+
+
+@dataclass(frozen=True)
+class Report:
+    """The result of count(): rows in call order, totals, diagnostics and memory figures."""
+
+    rows: tuple[Row, ...]
+    trace: Trace
+    convention: Convention
+    diagnostics: tuple[Diagnostic, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    # totals --------------------------------------------------------------------
+    @property
+    def total_params(self) -> int:
+        """Unique registered parameters (each tensor once)."""
+        return sum(p.numel for p in self.trace.registered_params)
+
+    @property
+    def used_params(self) -> int:
+        """Unique parameters the forward pass touched."""
+        return sum(r.params for r in self.rows)
+
+    @property
+    def trainable_params(self) -> int:
+        """Unique registered parameters with requires_grad."""
+        return sum(p.numel for p in self.trace.registered_params if p.trainable)
+
+    @property
+    def total_macs(self) -> int:
+        """Multiply-accumulates of conv / linear / matmul / attention, bias excluded."""
+        return sum(r.macs for r in self.rows)
+
+    @property
+    def total_flops(self) -> int:
+        """The headline number under this report's convention (FLOPs, or MACs for MAC-only tools)."""
+        return sum(self.convention.row_value(r) for r in self.rows)
+
+    @property
+    def breakdown(self) -> dict[str, int]:
+        """Operations per term over the whole model."""
+        out: dict[str, int] = {}
+        for r in self.rows:
+            for term, n in r.breakdown.items():
+                out[term] = out.get(term, 0) + n
+        return out
+
+    @property
+    def uncounted_ops(self) -> dict[str, int]:
+        """aten ops without a rule, with how often they ran."""
+        out: dict[str, int] = {}
+        for r in self.rows:
+            for op in r.uncounted:
+                out[op] = out.get(op, 0) + 1
+        return out
+
+    @property
+    def status(self) -> str:
+        """'complete', or 'lower_bound' when some op could not be counted."""
+        return "lower_bound" if self.uncounted_ops else "complete"
+
+    @cached_property
+    def memory(self) -> dict[str, float]:
+        """torchsummary's four figures (MB = 2^20 bytes, 4 bytes per element) and dtype-aware bytes."""
+        from nbcount.memory import memory_figures
+
+        return memory_figures(self)
+
+    # rows ------------------------------------------------------------------------
+    def row(self, layer: str, call: int = 0) -> Row:
+        """The row of `layer` (dotted path; '' or the class name for the root) at call index `call`."""
+        for r in self.rows:
+            if r.layer == layer and r.call.call_index == call:
+                return r
+        if self.rows and layer == self.rows[0].call.module_type:
+            return self.rows[0]
+        raise KeyError(f"no call {call} of layer {layer!r}; layers: {', '.join(r.layer for r in self.rows[:20])}")
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """One row per module call in call order, with shapes, params, MACs, FLOPs and memory."""
+        from nbcount.frame import report_frame
+
+        return report_frame(self)
+
+    def recount(self, convention: str | Convention) -> Report:
+        """The same trace counted under another convention."""
+        return Report(self.rows, self.trace, get_convention(convention), self.diagnostics, self.options)
+
+    def __repr__(self) -> str:
+        return (f"<nbcount.Report {self.rows[0].call.module_type if self.rows else '?'}: "
+                f"{self.total_params:,} params, {self.total_macs:,} MACs, "
+                f"{self.total_flops:,} {self.convention.unit} ({self.convention.name}), {self.status}>")
