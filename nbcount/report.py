@@ -130,6 +130,64 @@ class Report:
 
         return report_frame(self)
 
+    @cached_property
+    def receptive_field(self) -> dict[int, Any]:
+        """Receptive field per row index (size, jump, start per spatial axis), through the dataflow."""
+        from nbcount.receptive import receptive_fields
+
+        return receptive_fields(self)
+
+    def derive(self, layer: str | None = None, call: int = 0) -> Any:
+        """The worked derivation of every number of one row (or of the totals when `layer` is None)."""
+        from nbcount.explain import derive
+
+        return derive(self, layer, call)
+
+    def compare(self, conventions: Any = None) -> pd.DataFrame:
+        """One column per convention, per layer, with a column explaining each difference."""
+        from nbcount.compare import compare
+
+        return compare(self, conventions)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table (a copy)."""
+        return self.table.copy()
+
+    def to_csv(self, path: Any = None) -> str | None:
+        """The table as CSV (to `path`, or returned)."""
+        from nbcount.export import to_csv
+
+        return to_csv(self, path)
+
+    def to_markdown(self) -> str:
+        """Totals and the table as Markdown (escaped)."""
+        from nbcount.export import to_markdown
+
+        return to_markdown(self)
+
+    def to_latex(self) -> str:
+        """The table as a LaTeX tabular (escaped)."""
+        from nbcount.export import to_latex
+
+        return to_latex(self)
+
+    def to_json(self) -> str:
+        """Totals, rows and diagnostics as JSON."""
+        from nbcount.export import to_json
+
+        return to_json(self)
+
+    def show(self) -> Any:
+        """The interactive widget (ipywidgets); see nbcount.display."""
+        from nbcount.display import widget
+
+        return widget(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from nbcount.export import mimebundle
+
+        return mimebundle(self)
+
     def recount(self, convention: str | Convention) -> Report:
         """The same trace counted under another convention."""
         return Report(self.rows, self.trace, get_convention(convention), self.diagnostics, self.options)
