@@ -108,11 +108,7 @@ def test_alexnet_formula_matches_published_sixty_million() -> None:
 
 def test_lenet_per_layer_matches_seed_002() -> None:
     model = zoo.lenet()
-    per_layer = [
-        unique_params(m)
-        for m in model.modules()
-        if isinstance(m, (nn.Conv2d, nn.Linear))
-    ]
+    per_layer = [unique_params(m) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert per_layer == [60, 2_416, 48_120, 10_164, 850]
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
@@ -178,9 +174,7 @@ def test_unet_counts_and_shapes() -> None:
     assert unique_params(without_bn) == 7_759_554
     # Seed 000: each double conv holds two BN layers of its output width (gamma, beta).
     bn_channels = 2 * (sum((32, 64, 128, 256, 512)) + sum((256, 128, 64, 32)))
-    assert (
-        unique_params(with_bn) - unique_params(without_bn) == 2 * bn_channels == 5_888
-    )
+    assert unique_params(with_bn) - unique_params(without_bn) == 2 * bn_channels == 5_888
     assert sum(isinstance(m, nn.ConvTranspose2d) for m in with_bn.modules()) == 4
     with torch.no_grad():
         assert with_bn.eval()(torch.randn(1, 1, 256, 256)).shape == (1, 2, 256, 256)
@@ -271,10 +265,7 @@ def test_gpt2_small_forward_is_causal() -> None:
     torch.manual_seed(0)
     model = zoo.gpt2(n_layer=2, n_embd=64, n_head=4, vocab=100, n_positions=32).eval()
     assert unique_params(model) == (
-        100 * 64
-        + 32 * 64
-        + 2 * (4 * 64 + 64 * 192 + 192 + 64 * 64 + 64 + 2 * 64 * 256 + 256 + 64)
-        + 2 * 64
+        100 * 64 + 32 * 64 + 2 * (4 * 64 + 64 * 192 + 192 + 64 * 64 + 64 + 2 * 64 * 256 + 256 + 64) + 2 * 64
     )
     assert _causal_prefix_check(model, 100, 8).shape == (2, 8, 100)
 
@@ -367,6 +358,4 @@ def test_seed_004_sharing_nets() -> None:
     assert (c1[0], c2[0]) == (2, 0)
     assert unique_params(unused) == 18
     assert unique_params(unused.conv1) == 9
-    assert all(
-        m.bias is None for m in (two.conv1, two.conv2, shared.conv1, unused.conv1)
-    )
+    assert all(m.bias is None for m in (two.conv1, two.conv2, shared.conv1, unused.conv1))

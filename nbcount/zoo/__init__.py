@@ -96,9 +96,7 @@ INPUT_SIZES: dict[str, tuple[int, ...]] = {
 }
 
 #: Models whose input is a (batch, sequence) tensor of token ids rather than an image.
-TOKEN_MODELS: frozenset[str] = frozenset(
-    {"gpt2", "llama_tiny", "llama_7b", "llama_70b"}
-)
+TOKEN_MODELS: frozenset[str] = frozenset({"gpt2", "llama_tiny", "llama_7b", "llama_70b"})
 
 _VOCAB: dict[str, int] = {
     "gpt2": 50257,

@@ -227,9 +227,7 @@ class UNet(nn.Module):
             self.downs.append(UNetConv2(c_in, c, bn))
             c_in = c
         self.pool = nn.MaxPool2d(2)
-        self.ups = nn.ModuleList(
-            UNetUp(f[i + 1], f[i], bn) for i in reversed(range(len(f) - 1))
-        )
+        self.ups = nn.ModuleList(UNetUp(f[i + 1], f[i], bn) for i in reversed(range(len(f) - 1)))
         self.final = nn.Conv2d(f[0], num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

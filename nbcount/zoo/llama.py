@@ -59,9 +59,7 @@ LLAMA_PRESETS: dict[str, LlamaConfig] = {
         max_seq_len=128,
     ),
     "7b": LlamaConfig(),
-    "70b": LlamaConfig(
-        dim=8192, n_layers=80, n_heads=64, n_kv_heads=8, ffn_dim=28672, vocab_size=32000
-    ),
+    "70b": LlamaConfig(dim=8192, n_layers=80, n_heads=64, n_kv_heads=8, ffn_dim=28672, vocab_size=32000),
 }
 
 
@@ -71,9 +69,7 @@ def llama_config(name: str) -> LlamaConfig:
         return LLAMA_PRESETS[name.lower()]
     except KeyError:
         choices = sorted(LLAMA_PRESETS)
-        raise KeyError(
-            f"unknown Llama preset {name!r}; choose from {choices}"
-        ) from None
+        raise KeyError(f"unknown Llama preset {name!r}; choose from {choices}") from None
 
 
 class RMSNorm(nn.Module):
@@ -90,9 +86,7 @@ class RMSNorm(nn.Module):
         return xf.type_as(x) * self.weight
 
 
-def rotary_cos_sin(
-    positions: torch.Tensor, head_dim: int, theta: float = 10000.0
-) -> tuple[torch.Tensor, torch.Tensor]:
+def rotary_cos_sin(positions: torch.Tensor, head_dim: int, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotary tables (T, head_dim) for the given positions, on ``positions.device``."""
     idx = torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32)
     inv_freq = 1.0 / (theta ** (idx / head_dim))
@@ -121,9 +115,7 @@ class Attention(nn.Module):
         self.wv = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
         self.wo = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
 
-    def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
         q = self.wq(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.wk(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
@@ -160,9 +152,7 @@ class TransformerBlock(nn.Module):
         self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.feed_forward = FeedForward(cfg.dim, cfg.ffn_dim)
 
-    def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         x = x + self.attention(self.attention_norm(x), cos, sin)
         return x + self.feed_forward(self.ffn_norm(x))
 
@@ -181,13 +171,9 @@ class Llama(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         t = tokens.shape[1]
         if t > self.config.max_seq_len:
-            raise ValueError(
-                f"sequence length {t} exceeds max_seq_len={self.config.max_seq_len}"
-            )
+            raise ValueError(f"sequence length {t} exceeds max_seq_len={self.config.max_seq_len}")
         positions = torch.arange(t, device=tokens.device)
-        cos, sin = rotary_cos_sin(
-            positions, self.config.head_dim, self.config.rope_theta
-        )
+        cos, sin = rotary_cos_sin(positions, self.config.head_dim, self.config.rope_theta)
         h = self.tok_embeddings(tokens)
         cos, sin = cos.to(h.dtype), sin.to(h.dtype)
         for layer in self.layers:

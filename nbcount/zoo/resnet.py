@@ -168,9 +168,7 @@ class ConvBNActivation(nn.Sequential):
     ) -> None:
         padding = (kernel_size - 1) // 2
         layers: list[nn.Module] = [
-            nn.Conv2d(
-                in_ch, out_ch, kernel_size, stride, padding, groups=groups, bias=False
-            ),
+            nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, groups=groups, bias=False),
             nn.BatchNorm2d(out_ch),
         ]
         if activation:
@@ -224,15 +222,11 @@ class MobileNetV2(nn.Module):
         features: list[nn.Module] = [ConvBNActivation(3, input_channel, stride=2)]
         for t, c, n, s in _MOBILENET_V2_SETTING:
             for i in range(n):
-                features.append(
-                    InvertedResidual(input_channel, c, s if i == 0 else 1, t)
-                )
+                features.append(InvertedResidual(input_channel, c, s if i == 0 else 1, t))
                 input_channel = c
         features.append(ConvBNActivation(input_channel, last_channel, kernel_size=1))
         self.features = nn.Sequential(*features)
-        self.classifier = nn.Sequential(
-            nn.Dropout(p=dropout), nn.Linear(last_channel, num_classes)
-        )
+        self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(last_channel, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)

@@ -38,9 +38,7 @@ class EncoderBlock(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.ln_1 = nn.LayerNorm(hidden_dim, eps=1e-6)
-        self.self_attention = nn.MultiheadAttention(
-            hidden_dim, num_heads, dropout=attention_dropout, batch_first=True
-        )
+        self.self_attention = nn.MultiheadAttention(hidden_dim, num_heads, dropout=attention_dropout, batch_first=True)
         self.dropout = nn.Dropout(dropout)
         self.ln_2 = nn.LayerNorm(hidden_dim, eps=1e-6)
         self.mlp = MLPBlock(hidden_dim, mlp_dim, dropout)
@@ -66,17 +64,13 @@ class Encoder(nn.Module):
         attention_dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.pos_embedding = nn.Parameter(
-            torch.empty(1, seq_length, hidden_dim).normal_(std=0.02)
-        )
+        self.pos_embedding = nn.Parameter(torch.empty(1, seq_length, hidden_dim).normal_(std=0.02))
         self.dropout = nn.Dropout(dropout)
         self.layers = nn.Sequential(
             OrderedDict(
                 (
                     f"encoder_layer_{i}",
-                    EncoderBlock(
-                        num_heads, hidden_dim, mlp_dim, dropout, attention_dropout
-                    ),
+                    EncoderBlock(num_heads, hidden_dim, mlp_dim, dropout, attention_dropout),
                 )
                 for i in range(num_layers)
             )
@@ -109,9 +103,7 @@ class VisionTransformer(nn.Module):
         self.image_size = image_size
         self.patch_size = patch_size
         self.hidden_dim = hidden_dim
-        self.conv_proj = nn.Conv2d(
-            3, hidden_dim, kernel_size=patch_size, stride=patch_size
-        )
+        self.conv_proj = nn.Conv2d(3, hidden_dim, kernel_size=patch_size, stride=patch_size)
         self.class_token = nn.Parameter(torch.zeros(1, 1, hidden_dim))
         seq_length = (image_size // patch_size) ** 2 + 1
         self.encoder = Encoder(
@@ -160,9 +152,7 @@ class CausalSelfAttention(nn.Module):
         q = q.view(b, t, self.n_head, hd).transpose(1, 2)
         k = k.view(b, t, self.n_head, hd).transpose(1, 2)
         v = v.view(b, t, self.n_head, hd).transpose(1, 2)
-        y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
-        )
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
         y = y.transpose(1, 2).contiguous().view(b, t, c)
         return self.resid_dropout(self.c_proj(y))
 
@@ -213,9 +203,7 @@ class GPT2(nn.Module):
         self.wte = nn.Embedding(vocab, n_embd)
         self.wpe = nn.Embedding(n_positions, n_embd)
         self.drop = nn.Dropout(dropout)
-        self.h = nn.ModuleList(
-            GPT2Block(n_embd, n_head, dropout) for _ in range(n_layer)
-        )
+        self.h = nn.ModuleList(GPT2Block(n_embd, n_head, dropout) for _ in range(n_layer))
         self.ln_f = nn.LayerNorm(n_embd)
         self.lm_head = nn.Linear(n_embd, vocab, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying: one tensor, two users
@@ -223,9 +211,7 @@ class GPT2(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         t = idx.shape[1]
         if t > self.n_positions:
-            raise ValueError(
-                f"sequence length {t} exceeds n_positions={self.n_positions}"
-            )
+            raise ValueError(f"sequence length {t} exceeds n_positions={self.n_positions}")
         pos = torch.arange(t, device=idx.device)
         x = self.drop(self.wte(idx) + self.wpe(pos))
         for block in self.h:
