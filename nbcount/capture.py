@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.weak import WeakIdKeyDictionary
 
+from nbcount.preserve import before_write
 from nbcount.types import LayerCall, OpEvent, ParamRef, TensorMeta, Trace
 
 HYPERPARAMS = (
@@ -169,7 +170,8 @@ class _Recorder:
         path = self.paths.get(id(module), "?")
         index = self.counts.get(path, 0)
         self.counts[path] = index + 1
-        new, shared = [], []
+        new: list[ParamRef] = []
+        shared: list[ParamRef] = []
         for p in module._parameters.values():
             if p is None:
                 continue
@@ -221,6 +223,7 @@ class _OpMode(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
+        before_write(func, args, kwargs)  # copy a model parameter this op is about to overwrite
         out = func(*args, **kwargs)
         self.recorder.op(func, args, kwargs, out)
         return out
@@ -271,17 +274,18 @@ def run(model: nn.Module, make_inputs: Callable[[], tuple[tuple[Any, ...], dict[
     On failure a CaptureError carries the partial Trace and the path of the failing layer.
     """
     recorder = _Recorder(model)
-    handles = _attach(model, recorder)
-    args, kwargs = make_inputs()
+    args, kwargs = make_inputs()  # before any hook exists: a bad input leaves nothing behind
     for t in tensors_of((args, kwargs)):
         recorder.track_allocation(t)
     in_meta = tuple(recorder.tensors_in((args, kwargs)))
+    handles: list[Any] = []
     try:
+        handles += _attach(model, recorder)
         with _OpMode(recorder):
             output = model(*args, **kwargs)
         out_meta = tuple(recorder.tensors_in(output))
         del output
-    except BaseException as error:
+    except Exception as error:  # KeyboardInterrupt / SystemExit propagate as they are, after cleanup
         trace = _trace(model, recorder, execution, in_meta, (), notes)
         layer = recorder.frames[recorder.failed_frame].path if recorder.failed_frame is not None else ""
         raise CaptureError(str(error), trace, layer, error) from error

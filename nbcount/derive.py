@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 Number = int | float
 
@@ -75,7 +76,7 @@ class Step:
         return line
 
 
-def step(label: str, formula: str, *, term: str | None = None, note: str = "", **symbols: Number) -> Step:
+def step(label: str, formula: str, *, term: str | None = None, note: str = "", **symbols: Any) -> Step:
     """Evaluate `formula` over `symbols` and keep every stage for display."""
     return Step(label, formula, tuple(symbols.items()), _evaluate(formula, symbols), term, note)
 

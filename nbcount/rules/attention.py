@@ -33,8 +33,8 @@ def sdpa(op: OpEvent) -> Cost:
     for d in batch:
         b *= d
     steps = _attention_core(b, h, lq, k.shape[-2], e, v.shape[-1])
-    mask = op.arg(3, "attn_mask") if op.op in ("aten.scaled_dot_product_attention",
-                                                "aten._scaled_dot_product_efficient_attention") else op.kwarg("attn_mask")
+    takes_mask = op.op in ("aten.scaled_dot_product_attention", "aten._scaled_dot_product_efficient_attention")
+    mask = op.arg(3, "attn_mask") if takes_mask else op.kwarg("attn_mask")
     if mask is not None and hasattr(mask, "shape"):
         steps.insert(2, step("mask adds", "B*H*L*S", term=Term.ELEMENTWISE.value, B=b, H=h, L=lq, S=k.shape[-2]))
     return tuple(steps)

@@ -8,11 +8,11 @@ addcmul count each arithmetic step. A reduction costs one operation per input el
 from __future__ import annotations
 
 from nbcount.derive import step
-from nbcount.rules import Cost, ignore, op_rule
+from nbcount.rules import Cost, OpRule, ignore, op_rule
 from nbcount.types import OpEvent, Term
 
 
-def _pointwise(label: str, term: Term, per_element: int) -> None:
+def _pointwise(label: str, term: Term, per_element: int) -> OpRule:
     def rule(op: OpEvent) -> Cost:
         out = op.outputs[0]
         if per_element == 1:
@@ -20,7 +20,7 @@ def _pointwise(label: str, term: Term, per_element: int) -> None:
         return (step(label, f"{per_element}*n_out", term=term.value, n_out=out.numel),)
 
     rule.__doc__ = f"{label} = {per_element}·n_out (one {term.value} op per output element)"
-    return rule  # type: ignore[return-value]
+    return rule
 
 
 def _both(*names: str) -> tuple[str, ...]:
