@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from nbcount.derive import step
 from nbcount.rules import Cost, op_rule
 from nbcount.types import OpEvent, Term
@@ -20,11 +22,11 @@ def convolution(op: OpEvent) -> Cost:
     transposed, groups = bool(op.args[6]), int(op.args[8])
     out = op.outputs[0]
     axes = _axis_names(len(w.shape) - 2)
-    kernel = {f"K_{a.lower()}": k for a, k in zip(axes, w.shape[2:])}
+    kernel: dict[str, Any] = {f"K_{a.lower()}": k for a, k in zip(axes, w.shape[2:])}
     k_prod = "*".join(kernel)
     steps = []
     if transposed:
-        spatial = {f"{a}_in": s for a, s in zip(axes, x.shape[2:])}
+        spatial: dict[str, Any] = {f"{a}_in": s for a, s in zip(axes, x.shape[2:])}
         formula = f"N*C_in*{'*'.join(spatial)}*(C_out/g*{k_prod})"
         symbols = {"N": x.shape[0], "C_in": x.shape[1], **spatial, "C_out": out.shape[1], "g": groups, **kernel}
         note = "each input element is scattered over C_out/g·∏K outputs"
@@ -35,7 +37,7 @@ def convolution(op: OpEvent) -> Cost:
         symbols = {"N": out.shape[0], "C_out": out.shape[1], **spatial, "C_in": x.shape[1], "g": groups, **kernel}
         steps.append(step("MACs", formula, term=Term.MAC.value, **symbols))
     if bias is not None:
-        out_spatial = {f"{a}_out": s for a, s in zip(axes, out.shape[2:])}
+        out_spatial: dict[str, Any] = {f"{a}_out": s for a, s in zip(axes, out.shape[2:])}
         steps.append(step("bias adds", f"N*C_out*{'*'.join(out_spatial)}", term=Term.BIAS.value,
                           N=out.shape[0], C_out=out.shape[1], **out_spatial))
     return tuple(steps)

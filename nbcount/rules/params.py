@@ -6,6 +6,8 @@ so a formula here can explain a count but never change it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch.nn as nn
 
 from nbcount.derive import Step, step, total
@@ -17,7 +19,7 @@ def generic_params(call: LayerCall) -> Cost:
     """params = Σ over the module's own tensors of ∏shape."""
     steps: list[Step] = []
     for ref in call.params_new:
-        dims = {f"d{i}": d for i, d in enumerate(ref.shape)} or {"d0": 1}
+        dims: dict[str, Any] = {f"d{i}": d for i, d in enumerate(ref.shape)} or {"d0": 1}
         steps.append(step(ref.name.rsplit(".", 1)[-1], "*".join(dims), **dims))
     if len(steps) != 1:
         steps.append(total("params", [(s.label, s.value) for s in steps]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from nbcount.derive import step
 from nbcount.rules import Cost, OpRule, ignore, op_rule
@@ -21,7 +22,7 @@ def _spatial_dims(op: OpEvent) -> int:
     return int(op.op.split("pool")[1][0])
 
 
-def _window_symbols(ks: list[int]) -> dict[str, int]:
+def _window_symbols(ks: list[int]) -> dict[str, Any]:
     names = ("K_d", "K_h", "K_w")[-len(ks):] if len(ks) <= 3 else [f"K_{i}" for i in range(len(ks))]
     return dict(zip(names, ks))
 
