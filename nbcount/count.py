@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from nbcount import capture
+from nbcount import capture, errors
 from nbcount.conventions import Convention, get_convention
 from nbcount.derive import Step, given
-from nbcount.inputs import InputError, InputSize, example_inputs, model_device, normalise_sizes, split_inputs
+from nbcount.inputs import (
+    InputError,
+    InputSize,
+    check_inputs,
+    example_inputs,
+    model_device,
+    normalise_sizes,
+    split_inputs,
+)
 from nbcount.preserve import preserved
 from nbcount.report import Report, Row
 from nbcount.rules import IGNORED_OPS, MODULE_RULES, OP_RULES, PARAM_RULES, find_module_rule
@@ -22,9 +32,10 @@ from nbcount.types import Diagnostic, LayerCall, Trace
 class CountError(RuntimeError):
     """Counting failed; `report` holds the rows counted up to the failing layer."""
 
-    def __init__(self, message: str, report: Report | None = None, layer: str = ""):
+    def __init__(self, message: str, report: Report | None = None, layer: str = "",
+                 cause: BaseException | None = None):
         super().__init__(message)
-        self.report, self.layer = report, layer
+        self.report, self.layer, self.cause = report, layer, cause
 
 
 def _fake_mode() -> Any:
@@ -47,31 +58,35 @@ def _make_inputs(model: nn.Module, input_size: InputSize | None, inputs: Any,
                  dtype: torch.dtype | Sequence[torch.dtype], device: torch.device) -> Any:
     def make() -> tuple[tuple[Any, ...], dict[str, Any]]:
         if inputs is not None:
-            return split_inputs(inputs)
+            return split_inputs(inputs, device)
         assert input_size is not None
         return example_inputs(normalise_sizes(input_size), dtype, device), {}
     return make
 
 
-def _trace(model: nn.Module, make: Any, device: torch.device, execution: str) -> Trace:
+def _trace(model: nn.Module, make: Any, device: torch.device, execution: str,
+           run: Callable[..., Trace] = capture.run) -> Trace:
     if device.type == "meta":
-        return capture.run(model, make, "meta")
+        return run(model, make, "meta")
     if execution in ("auto", "fake"):
         try:
-            with _fake_mode():
-                return capture.run(model, make, "fake")
+            with _fake_mode(), errors.quiet_fake_logs():
+                return run(model, make, "fake")
         except capture.CaptureError as error:
             if execution == "fake" or not _is_fake_limitation(error.cause):
                 raise
             note = f"counted with real arithmetic: running without data failed ({type(error.cause).__name__})"
-            return capture.run(model, make, "real", (note,))
-    return capture.run(model, make, "real")
+            return run(model, make, "real", (note,))
+    return run(model, make, "real")
 
 
 def _op_costs(call: LayerCall) -> tuple[list[tuple[str, tuple[Step, ...]]], list[str]]:
     rule = find_module_rule(MODULE_RULES, call)
     if rule is not None:
-        return [(f"{call.module_type} rule", rule(call))], []
+        try:
+            return [(f"{call.module_type} rule", rule(call))], []
+        except Exception as error:  # e.g. a call that failed before producing its output: say so, never zero
+            return [], [f"{call.module_type} (rule failed: {type(error).__name__})"]
     costs, uncounted = [], []
     for op in call.ops:
         op_rule = OP_RULES.get(op.op)
@@ -153,47 +168,60 @@ def _check_model(model: Any) -> nn.Module:
         raise TypeError("TorchScript modules cannot be counted: their forward runs without Python hooks. "
                         "Count the original nn.Module before torch.jit.script / trace.")
     if not isinstance(model, nn.Module):
-        raise TypeError(f"count() needs a torch.nn.Module, got {type(model).__name__}")
-    return model
+        raise TypeError(errors.not_a_module(model))
+    problem = errors.missing_forward(model)
+    if problem:
+        raise TypeError(problem)
+    return errors.materialisable(model)
 
 
 def count(model: nn.Module, input_size: InputSize | None = None, *, inputs: Any = None,
           dtype: torch.dtype | Sequence[torch.dtype] = torch.float32, convention: str | Convention = "nbcount",
-          mode: str = "eval", execution: str = "auto") -> Report:
+          mode: str | None = None, execution: str = "auto", training: bool = False,
+          loss_fn: Callable[[Any], torch.Tensor] | None = None) -> Report:
     """Count parameters, MACs, FLOPs, shapes and memory of `model` on `input_size` or `inputs`.
 
-    mode: "eval" (default), "train" or "same" — the training flag during counting (restored after).
+    mode: "eval" (default), "train" (default with training=True) or "same" — the training flag during
+    counting (restored after).
     execution: "auto" (without arithmetic where possible, real otherwise), "fake", or "real".
+    training: also run the backward pass of `loss_fn(output)` (default: the sum of the outputs) and count it
+    per layer (report.training, report.backward_macs, report.training_memory()).
     """
     model = _check_model(model)
+    mode = mode or ("train" if training else "eval")
     if (input_size is None) == (inputs is None):
         raise InputError("give exactly one of input_size=(1, 3, 224, 224) or inputs=tensor / tuple / dict")
     if mode not in ("eval", "train", "same"):
         raise ValueError(f"mode must be 'eval', 'train' or 'same', not {mode!r}")
+    if execution not in ("auto", "fake", "real"):
+        raise ValueError(f"execution must be 'auto', 'fake' or 'real', not {execution!r}")
+    check_inputs(input_size, dtype)
     convention_obj = get_convention(convention)
     device = model_device(model)
     make = _make_inputs(model, input_size, inputs, dtype, device)
     options = {"input_size": input_size, "mode": mode, "execution": execution}
-    with preserved(model, mode), torch.no_grad():
+    with preserved(model, mode), torch.no_grad(), capture.frozen_gc():
         try:
-            trace = _trace(model, make, device, execution)
+            trace = errors.with_model_notes(_trace(model, make, device, execution, _runner(training, loss_fn)), model)
         except capture.CaptureError as error:
             partial = report_from_trace(error.trace, convention_obj, options)
-            raise CountError(_failure_message(error), partial, error.layer) from error.cause
-    return report_from_trace(trace, convention_obj, options)
+            message = _failure_message(error, model)
+            raise CountError(message, partial, error.layer, error.cause) from None  # no internal traceback
+    again = functools.partial(count, model, convention=convention, mode=mode, execution=execution,
+                              training=training, loss_fn=loss_fn)
+    return replace(report_from_trace(trace, convention_obj, options), count_at=again)
 
 
-def _failure_message(error: capture.CaptureError) -> str:
-    trace = error.trace
-    failed = [c for c in trace.calls if c.path == error.layer]
-    where = "the model's forward"
-    if failed:
-        call = failed[-1]
-        shapes = ", ".join(str(t.shape) for t in call.in_tensors) or "no tensors"
-        where = f"layer {call.path or '(root)'!r} ({call.module_type}) with input shapes {shapes}"
-    done = sum(1 for c in trace.calls if c.out_tensors)
-    return (f"forward pass failed in {where}: {type(error.cause).__name__}: {error.cause}\n"
-            f"{done} module calls were counted before the failure; the partial report is on this "
-            "exception's .report attribute.")
+def _runner(training: bool, loss_fn: Callable[[Any], torch.Tensor] | None) -> Callable[..., Trace]:
+    """capture.run, or with training=True the capture that also runs the loss and the backward pass."""
+    if not training:
+        return capture.run
+    from nbcount.training import run
+
+    return functools.partial(run, loss_fn=loss_fn)
+
+
+def _failure_message(error: capture.CaptureError, model: nn.Module) -> str:
+    return errors.failure_message(error.trace.calls, error.layer, error.cause, model)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,7 @@ class Report:
     convention: Convention
     diagnostics: tuple[Diagnostic, ...]
     options: dict[str, Any] = field(default_factory=dict)
+    count_at: Callable[..., Report] | None = field(default=None, repr=False, compare=False)  # same model, other size
 
     # totals --------------------------------------------------------------------
     @property
@@ -112,6 +114,45 @@ class Report:
         from nbcount.memory import memory_figures
 
         return memory_figures(self)
+
+    # training and serving (nbcount.training_costs, training_memory, serving, scaling) ----------------
+    @property
+    def forward_macs(self) -> int:
+        """Forward multiply-accumulates (total_macs)."""
+        return self.total_macs
+
+    @property
+    def backward_macs(self) -> int | None:
+        """Backward MACs (∂input + ∂weight) when counted with training=True, else None."""
+        from nbcount.training import TrainingTrace
+
+        return self.training.backward_macs if isinstance(self.trace, TrainingTrace) else None
+
+    @cached_property
+    def training(self) -> Any:
+        """The training step: backward per layer, training FLOPs, saved activations (count with training=True)."""
+        from nbcount.training_costs import TrainingCosts
+
+        return TrainingCosts(self)
+
+    def training_memory(self, optimizer: str = "adam", precision: str = "mixed", shards: int = 1,
+                        zero_stage: int = 0) -> Any:
+        """Bytes of parameters, gradients, optimizer state, master weights and activations per device."""
+        from nbcount.training_memory import training_memory
+
+        return training_memory(self, optimizer, precision, shards, zero_stage)
+
+    def kv_cache_bytes(self, seq_len: int, batch: int = 1, dtype: Any = None, **overrides: int) -> Any:
+        """Bytes of the key/value cache at `seq_len` tokens, from the model's attention layers."""
+        from nbcount.serving import kv_cache_bytes
+
+        return kv_cache_bytes(self, seq_len, batch, dtype, **overrides)
+
+    def scaling(self, sizes: Any = None, axis: Any = None, convention: str | None = None) -> Any:
+        """Count at several input sizes and fit the exact polynomial of the count in the size."""
+        from nbcount.scaling import scaling
+
+        return scaling(self, sizes, axis, convention)
 
     # rows ------------------------------------------------------------------------
     def row(self, layer: str, call: int = 0) -> Row:
@@ -190,7 +231,7 @@ class Report:
 
     def recount(self, convention: str | Convention) -> Report:
         """The same trace counted under another convention."""
-        return Report(self.rows, self.trace, get_convention(convention), self.diagnostics, self.options)
+        return replace(self, convention=get_convention(convention))
 
     def __repr__(self) -> str:
         return (f"<nbcount.Report {self.rows[0].call.module_type if self.rows else '?'}: "

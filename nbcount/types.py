@@ -55,6 +55,7 @@ class OpEvent:
     kwargs: tuple[tuple[str, Any], ...]
     outputs: tuple[TensorMeta, ...]
     is_view: bool = False
+    seq: int = -1  # position in the forward pass's global op order (dataflow: receptive field)
 
     def kwarg(self, name: str, default: Any = None) -> Any:
         """The keyword argument `name`, or `default`."""
@@ -99,6 +100,7 @@ class LayerCall:
     attrs: tuple[tuple[str, Any], ...]
     ops: tuple[OpEvent, ...]
     is_leaf: bool
+    op_span: tuple[int, int] = (0, 0)  # global op positions [at enter, at leave) of this call
 
     def attr(self, name: str, default: Any = None) -> Any:
         """A hyper-parameter of the module (kernel_size, stride, ...), or `default`."""

@@ -76,6 +76,7 @@ def find_module_rule(table: dict[str, ModuleRule], call: LayerCall) -> ModuleRul
 def _load_families() -> None:
     from nbcount.rules import (  # noqa: F401  (registration side effects)
         attention,
+        backward,
         conv,
         elementwise,
         matmul,

@@ -1,0 +1,212 @@
+"""How a count grows with the input: count at a few sizes, fit the exact polynomial, check it on the rest.
+
+Counts are integer polynomials of the sequence length (a transformer: a·L + b·L²) or of the resolution
+when every stride divides it. The fit is exact rational arithmetic through the fewest points that
+reproduce every other counted size; a size it was not fitted on is a check, never a tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from nbcount.derive import Derivation, Step, fmt, given, step
+
+if TYPE_CHECKING:
+    from nbcount.report import Report
+
+_SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def fit_polynomial(xs: list[int], ys: list[int]) -> tuple[Fraction, ...] | None:
+    """Coefficients c_0..c_d of the lowest-degree polynomial through every (x, y), or None (needs one spare point)."""
+    for degree in range(len(xs) - 1):
+        coefficients = _solve([[Fraction(x) ** p for p in range(degree + 1)] for x in xs[:degree + 1]],
+                              [Fraction(y) for y in ys[:degree + 1]])
+        if all(_evaluate(coefficients, x) == y for x, y in zip(xs, ys)):
+            while len(coefficients) > 1 and coefficients[-1] == 0:
+                coefficients = coefficients[:-1]
+            return tuple(coefficients)
+    return None
+
+
+def _solve(matrix: list[list[Fraction]], rhs: list[Fraction]) -> list[Fraction]:
+    """Gauss-Jordan elimination over the rationals (a Vandermonde system with distinct x is invertible)."""
+    n = len(rhs)
+    rows = [row[:] + [b] for row, b in zip(matrix, rhs)]
+    for col in range(n):
+        pivot = next(r for r in range(col, n) if rows[r][col] != 0)
+        rows[col], rows[pivot] = rows[pivot], rows[col]
+        rows[col] = [v / rows[col][col] for v in rows[col]]
+        for r in range(n):
+            if r != col and rows[r][col] != 0:
+                factor = rows[r][col]
+                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[col])]
+    return [rows[i][n] for i in range(n)]
+
+
+def _evaluate(coefficients: tuple[Fraction, ...] | list[Fraction], x: int | Fraction) -> Fraction:
+    return sum((c * Fraction(x) ** p for p, c in enumerate(coefficients)), Fraction(0))
+
+
+@dataclass(frozen=True)
+class ScalingFit:
+    """count(x) = Σ c_p·x^p, fitted exactly on counted sizes; callable, with a derivation and a chart."""
+
+    variable: str
+    description: str
+    sizes: tuple[int, ...]
+    counts: tuple[int, ...]
+    coefficients: tuple[Fraction, ...]
+    unit: str
+
+    def __call__(self, x: int) -> int | Fraction:
+        """The fitted count at size `x` (an int whenever the count is whole)."""
+        value = _evaluate(self.coefficients, x)
+        return int(value) if value.denominator == 1 else value
+
+    @property
+    def degree(self) -> int:
+        """Highest power of the size with a non-zero coefficient."""
+        return len(self.coefficients) - 1
+
+    def term(self, power: int, x: int) -> Fraction:
+        """The contribution c_p·x^p of one power at size `x`."""
+        return self.coefficients[power] * Fraction(x) ** power
+
+    @property
+    def formula(self) -> str:
+        """``FLOPs(L) = 4,096·L² + 1,234,567·L`` with the exact coefficients."""
+        parts = []
+        for p in range(self.degree, -1, -1):
+            c = self.coefficients[p]
+            if c == 0:
+                continue
+            number = fmt(int(c)) if c.denominator == 1 else f"{c.numerator:,}/{c.denominator:,}"
+            power = "" if p == 0 else self.variable + (str(p).translate(_SUPERSCRIPTS) if p > 1 else "")
+            parts.append(f"{number}·{power}" if power else number)
+        return f"{self.unit}({self.variable}) = " + (" + ".join(parts) or "0")
+
+    def crossover(self) -> int | None:
+        """Smallest size at which the top power's term is at least all the others together (None: never)."""
+        if self.degree < 1 or self.coefficients[-1] <= 0:
+            return None
+        def top_wins(x: int) -> bool:
+            return self.term(self.degree, x) >= sum(self.term(p, x) for p in range(self.degree))
+        high = 1
+        while not top_wins(high):  # double until the top term wins, then bisect back
+            high *= 2
+            if high > 2**62:
+                return None
+        low = high // 2  # 0, or a size where the top term still lost
+        while low + 1 < high:
+            mid = (low + high) // 2
+            low, high = (low, mid) if top_wins(mid) else (mid, high)
+        return high
+
+    @property
+    def derivation(self) -> Derivation:
+        """Each counted size recomputed from the exact coefficients, and the crossover."""
+        q = math.lcm(*(c.denominator for c in self.coefficients))
+        powers = [p for p in range(self.degree, -1, -1) if self.coefficients[p] != 0]
+        v = self.variable
+        poly = " + ".join(f"c_{p}*{v}**{p}" if p > 1 else f"c_{p}*{v}" if p == 1 else "c_0" for p in powers) or "0"
+        formula = f"({poly})//q" if q > 1 else poly
+        symbols: dict[str, Any] = {f"c_{p}": int(self.coefficients[p] * q) for p in powers}
+        if q > 1:
+            symbols["q"] = q
+        steps: list[Step] = []
+        for x, counted in zip(self.sizes, self.counts):
+            s = step(f"{self.unit}({v}={x:,})", formula, **{**symbols, v: x})
+            steps.append(replace(s, note="counted: the same" if s.value == counted else f"counted {counted:,}"))
+        cross = self.crossover()
+        if cross is not None and self.degree >= 2:
+            steps.append(given(f"{v} where the {v}^{self.degree} term dominates", cross,
+                               note=f"from here on c_{self.degree}·{v}^{self.degree} ≥ all lower terms together"))
+        subject = (f"{self.formula}: exact through {self.degree + 1} of the {len(self.sizes)} counted sizes "
+                   f"({self.description}), checked on the others")
+        return Derivation(subject, tuple(steps), self.unit)
+
+    def chart(self, upto: int | None = None) -> Any:
+        """matplotlib figure: counted sizes, the fit, each power's term, and the crossover."""
+        import matplotlib.pyplot as plt
+
+        cross = self.crossover()
+        top = upto or max(max(self.sizes), 2 * (cross or 0))
+        xs = list(range(1, top + 1, max(1, top // 200)))
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(xs, [float(_evaluate(self.coefficients, x)) for x in xs], label=self.formula)
+        for p in range(self.degree + 1):
+            if self.coefficients[p] != 0 and p > 0:
+                ax.plot(xs, [float(self.term(p, x)) for x in xs], "--", label=f"{self.variable}^{p} term")
+        ax.plot(self.sizes, self.counts, "o", label="counted")
+        if cross is not None and self.degree >= 2:
+            ax.axvline(cross, color="grey", linestyle=":", label=f"{self.variable} = {cross:,}")
+        ax.set_xlabel(self.description)
+        ax.set_ylabel(self.unit)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        plt.close(fig)
+        return fig
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return self.derivation._repr_mimebundle_(include, exclude)
+
+
+def _default_axis(shape: tuple[int, ...], integer: bool) -> tuple[tuple[int, ...], str, str]:
+    if integer or len(shape) == 3:
+        return (len(shape) - 1 if integer else 1,), "L", "sequence length"
+    if len(shape) >= 4:
+        return tuple(range(2, len(shape))), "R", "resolution (every spatial axis)"
+    return (len(shape) - 1,), "n", f"size of axis {len(shape) - 1}"
+
+
+def _default_sizes(base: int, spatial: bool) -> list[int]:
+    unit = 1
+    while spatial and unit < 32 and base % (unit * 2) == 0:
+        unit *= 2
+    sizes = sorted({max(unit, (base * k // 6) // unit * unit) for k in range(1, 7)})
+    return sizes if len(sizes) >= 4 else list(range(max(1, base - 5), base + 1))
+
+
+def scaling(report: Report, sizes: Any = None, axis: Any = None, convention: str | None = None) -> ScalingFit:
+    """Count the same model at several sizes of one input axis and fit the exact polynomial."""
+    if report.count_at is None or not report.trace.input_tensors:
+        raise ValueError("scaling needs a report made by nbcount.count() from input tensors")
+    first = report.trace.input_tensors[0]
+    dtypes = [getattr(torch, t.dtype) for t in report.trace.input_tensors]
+    integer = not dtypes[0].is_floating_point
+    axes, variable, description = _default_axis(first.shape, integer)
+    if axis is not None:
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        variable, description = "n", f"size of axis {', '.join(map(str, axes))}"
+    sizes = sorted(set(sizes)) if sizes is not None else _default_sizes(first.shape[axes[0]], len(axes) > 1)
+    counts = []
+    for size in sizes:
+        shapes = [list(t.shape) for t in report.trace.input_tensors]
+        for a in axes:
+            shapes[0][a] = size
+        counted = report.count_at([tuple(s) for s in shapes], dtype=dtypes)
+        counts.append(_quantity(counted, convention))
+    coefficients = fit_polynomial(sizes, counts)
+    if coefficients is None:
+        raise ValueError(f"the counts at {sizes} are not one polynomial of degree < {len(sizes) - 1}: a stride or "
+                         "a floor changes the shape arithmetic between them; use sizes that every stride divides")
+    unit = (report.convention if convention is None else report.recount(convention).convention).unit
+    return ScalingFit(variable, description, tuple(sizes), tuple(counts), coefficients, unit)
+
+
+def _quantity(report: Report, convention: str | None) -> int:
+    """The training step's count when the report counted one, else the forward count."""
+    from nbcount.training import TrainingTrace
+
+    if isinstance(report.trace, TrainingTrace):
+        value = report.training.flops(convention)
+        if value is None:
+            raise ValueError(f"the {convention} convention counts the forward pass only: no training step to fit")
+        return int(value)
+    return (report.recount(convention) if convention else report).total_flops
