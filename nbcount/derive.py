@@ -9,6 +9,7 @@ with ``·``, ``⌊ ⌋`` and subscripts for text, LaTeX and Markdown.
 from __future__ import annotations
 
 import html
+import keyword
 import math
 import re
 from collections.abc import Iterable
@@ -91,7 +92,12 @@ def total(label: str, parts: Iterable[tuple[str, Number]], *, term: str | None =
     items = list(parts)
     if not items:
         return Step(label, "0", (), 0, term, note)
-    names = [_symbol_name(name, i) for i, (name, _) in enumerate(items)]
+    names: list[str] = []
+    for i, (name, _) in enumerate(items):
+        symbol = _symbol_name(name, i)
+        while symbol in names or keyword.iskeyword(symbol) or symbol in _SAFE_FUNCS:  # repeated labels stay apart
+            symbol = f"{symbol}_{i}"
+        names.append(symbol)
     symbols = {n: v for n, (_, v) in zip(names, items)}
     return Step(label, " + ".join(names), tuple(symbols.items()), sum(symbols.values()), term, note)
 

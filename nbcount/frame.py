@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from nbcount.report import Report, Row
 
 COLUMNS = ("layer", "call", "type", "depth", "input_shape", "output_shape", "params", "shared", "macs", "flops",
-           "param_bytes", "buffer_bytes", "output_bytes", "uncounted")
+           "param_bytes", "buffer_bytes", "output_bytes", "rf", "jump", "start", "uncounted")
 
 
 def _shapes(tensors: Any) -> Any:
@@ -20,7 +20,7 @@ def _shapes(tensors: Any) -> Any:
     return shapes if shapes else None
 
 
-def _record(report: Report, row: Row) -> dict[str, Any]:
+def _record(report: Report, row: Row, field: Any) -> dict[str, Any]:
     call = row.call
     return {
         "layer": call.path, "call": call.call_index, "type": call.module_type, "depth": call.depth,
@@ -28,10 +28,16 @@ def _record(report: Report, row: Row) -> dict[str, Any]:
         "params": row.params, "shared": sum(p.numel for p in call.params_shared) > 0 or call.call_index > 0,
         "macs": row.macs, "flops": report.convention.row_value(row),
         "param_bytes": sum(p.nbytes for p in call.params_new), "buffer_bytes": call.buffer_bytes,
-        "output_bytes": row.output_bytes, "uncounted": ", ".join(sorted(set(row.uncounted))),
+        "output_bytes": row.output_bytes, "rf": field.rf if field else None, "jump": field.jump if field else None,
+        "start": field.start if field else None, "uncounted": ", ".join(sorted(set(row.uncounted))),
     }
 
 
 def report_frame(report: Report) -> pd.DataFrame:
     """The table: one row per module call, self costs (children have their own rows)."""
-    return pd.DataFrame([_record(report, r) for r in report.rows], columns=list(COLUMNS))
+    fields = report.receptive_field  # rf / jump / start per row (nbcount.receptive), None without an image input
+    records = [_record(report, r, fields.get(k)) for k, r in enumerate(report.rows)]
+    frame = pd.DataFrame(records, columns=list(COLUMNS))
+    for column in ("rf", "jump", "start"):  # ints, per-axis tuples or None: keep them as they are
+        frame[column] = pd.Series([rec[column] for rec in records], index=frame.index, dtype=object)
+    return frame
