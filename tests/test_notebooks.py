@@ -1,0 +1,258 @@
+"""Every notebook in notebooks/ executed by nbclient in a real ipykernel, with assertions on its outputs.
+
+Checked per notebook: no cell errors; each %netcount widget's saved state (tab titles, the layer table's
+rows, a PNG chart, typeset-able TeX) and the static fallback mimes carried beside it; plus the seed numbers
+each walkthrough exists to reproduce (from the seed documents, not from nbcount).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NAMES = [p.stem for p in NOTEBOOKS]
+VIEW = "application/vnd.jupyter.widget-view+json"
+STATE = "application/vnd.jupyter.widget-state+json"
+TITLES = ["Summary", "Layers", "Charts", "Derivation", "Conventions", "Diagnostics"]
+WORKERS = int(os.environ.get("NBCOUNT_NOTEBOOK_WORKERS", "2"))
+VENV_JUPYTER = str(Path(sys.prefix) / "share" / "jupyter")
+PREFIX_PROBE = "import sys; print('sys.prefix=' + sys.prefix)"
+
+pytestmark = pytest.mark.notebook
+
+
+def test_notebooks_exist() -> None:
+    assert set(CHECKS) <= set(NAMES)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_notebook_is_stored_clean(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+    assert "widgets" not in nb.metadata
+    assert nb.metadata.kernelspec.name == "python3"
+
+
+def test_notebooks_match_their_sources() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_notebooks.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# execution ------------------------------------------------------------------------------------------
+async def _execute(paths: list[Path]) -> dict[str, Any]:
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    gate = asyncio.Semaphore(WORKERS)
+    env = {**os.environ, "MPLBACKEND": "Agg"}  # the charts must survive a non-interactive backend
+
+    async def one(path: Path) -> tuple[str, Any]:
+        async with gate:
+            nb = nbformat.read(path, as_version=4)
+            nb.cells.append(nbformat.v4.new_code_cell(PREFIX_PROBE))
+            client = NotebookClient(nb, kernel_name="python3", timeout=300, store_widget_state=True,
+                                    resources={"metadata": {"path": str(path.parent)}})
+            try:
+                await client.async_execute(env=env)
+            except CellExecutionError as error:
+                return path.stem, error
+            return path.stem, nb
+
+    return dict(await asyncio.gather(*(one(p) for p in paths)))
+
+
+@pytest.fixture(scope="session")
+def executed(request: Any) -> dict[str, Any]:
+    """The selected notebooks, executed concurrently (WORKERS kernels at a time)."""
+    wanted = {item.callspec.params["name"] for item in request.session.items
+              if getattr(item, "module", None) is sys.modules[__name__] and hasattr(item, "callspec")
+              and "name" in item.callspec.params}
+    saved = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([VENV_JUPYTER, *([saved] if saved else [])])
+    try:  # the venv's own python3 kernelspec first, whatever the user's ~/.local/share/jupyter holds
+        return asyncio.run(_execute([p for p in NOTEBOOKS if p.stem in wanted]))
+    finally:
+        if saved is None:
+            os.environ.pop("JUPYTER_PATH", None)
+        else:
+            os.environ["JUPYTER_PATH"] = saved
+
+
+def run_notebook(executed: dict[str, Any], name: str) -> Any:
+    result = executed[name]
+    if isinstance(result, Exception):
+        pytest.fail(f"{name} failed:\n{result}")
+    return result
+
+
+# reading the saved widget state --------------------------------------------------------------------------
+def widget_state(nb: Any) -> dict[str, Any]:
+    return nb.metadata.get("widgets", {}).get(STATE, {}).get("state", {})
+
+
+def child(state: dict[str, Any], ref: str) -> dict[str, Any]:
+    return state[ref.removeprefix("IPY_MODEL_")]
+
+
+def views(nb: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(output data, TabModel state) of every nbcount widget the notebook displayed."""
+    state = widget_state(nb)
+    found = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if VIEW in data and state[data[VIEW]["model_id"]]["model_name"] == "TabModel":
+                found.append((data, state[data[VIEW]["model_id"]]["state"]))
+    return found
+
+
+def tab_parts(nb: Any, tab: dict[str, Any]) -> dict[str, Any]:
+    """The contents of each tab: HTML strings, the chart outputs, the derivation's TeX."""
+    state = widget_state(nb)
+    summary, layers, charts, derivation, conventions, diagnostics = (child(state, r) for r in tab["children"])
+    table = child(state, layers["state"]["children"][1])["state"]["value"]
+    output = child(state, charts["state"]["children"][1])["state"]["outputs"]
+    math = child(state, derivation["state"]["children"][1])
+    return {"summary": summary["state"]["value"], "table": table, "chart": output,
+            "math_model": math["model_name"], "tex": math["state"]["value"],
+            "conventions": conventions["state"]["value"], "diagnostics": diagnostics["state"]["value"]}
+
+
+def text_of(nb: Any) -> str:
+    """All stream and text/plain output of the notebook."""
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", ""))
+            parts.append(output.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def check_views(nb: Any) -> list[dict[str, Any]]:
+    """Assertions every nbcount widget must pass; returns each one's parts."""
+    found = views(nb)
+    assert found, "no nbcount widget in the outputs"
+    parts = []
+    for data, tab in found:
+        assert tab["titles"] == TITLES
+        assert {"text/plain", "text/html", "image/png"} <= set(data) and "application/json" not in data
+        assert data["image/png"] and "data:image/png;base64," in data["text/html"]
+        got = tab_parts(nb, tab)
+        assert got["table"].count("<tr>") >= 2 and "nbcount-layers" in got["table"]
+        assert got["chart"] and got["chart"][0]["data"]["image/png"]
+        assert got["math_model"] == "HTMLMathModel"
+        tex = got["tex"].split("$$")[1::2]
+        assert tex and all("\\begin{aligned}" in t and t.count("{") == t.count("}") for t in tex)
+        parts.append(got)
+    return parts
+
+
+def rows_of(table_html: str) -> list[str]:
+    """The layer column of a rendered table."""
+    return re.findall(r'class="data row\d+ col0" >([^<]*)</td>', table_html)
+
+
+# one test per notebook ------------------------------------------------------------------------------------
+def check_quickstart_outputs(nb: Any) -> None:
+    first = check_views(nb)[0]
+    params = (8 * 3 * 9 + 8) + 2 * 8 + (16 * 8 * 9 + 16) + (16 * 8 * 8 * 10 + 10)
+    assert f"{params:,}" in first["summary"]
+    assert rows_of(first["table"]) == ["(root)", "conv1", "bn1", "pool", "conv2", "pool [call 1]", "fc"]
+    fc = check_views(nb)[1]
+    assert "fc" in fc["tex"] and f"{16 * 8 * 8 * 10 + 10:,}".replace(",", "{,}") in fc["tex"]
+    static = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "execute_result"
+              and "image/png" in o.get("data", {}) and VIEW not in o["data"]]
+    assert static and {"text/plain", "text/html", "image/png", "text/markdown"} == set(static[0]["data"])
+
+
+def check_unet_outputs(nb: Any) -> None:
+    assert "7,765,442" in check_views(nb)[0]["summary"]
+    assert "UNet without BN: 7,759,554" in text_of(nb)
+
+
+def check_dcgan_outputs(nb: Any) -> None:
+    assert "11,038,081" in check_views(nb)[0]["summary"]
+    text = text_of(nb)
+    assert "input 0.05 MB · forward/backward 4.63 MB · params 42.11 MB · total 46.78 MB" in text
+    assert "Total params: 11,038,081" in text or "torchsummary is not installed" in text
+
+
+def check_lenet_paddle_outputs(nb: Any) -> None:
+    single, lenet = check_views(nb)[:2]
+    assert "76" in single["summary"] and "61,610" in lenet["summary"]
+    assert "paddle.flops:         347,560" in text_of(nb)
+
+
+def check_alexnet_outputs(nb: Any) -> None:
+    view = check_views(nb)[0]
+    assert "features.0" in view["tex"]
+    text = text_of(nb)
+    assert "correct:        [11, 19, 51, 67, 99, 131, 163, 195]" in text
+    assert f"= {105_705_600:,}" in text
+
+
+def check_sharing_outputs(nb: Any) -> None:
+    case1, case2, case3 = check_views(nb)
+    assert "shared_params" in case2["diagnostics"] and "unused_module" in case3["diagnostics"]
+    assert rows_of(case2["table"]) == ["(root)", "conv1", "conv1 [call 1]"]
+    assert "registered: 18, used by forward: 9" in text_of(nb)
+
+
+def check_conventions_outputs(nb: Any) -> None:
+    check_views(nb)
+    assert f"FlopCounterMode: {2 * 8 * 4}" in text_of(nb)
+
+
+def check_llm_outputs(nb: Any) -> None:
+    gpt = check_views(nb)[0]
+    assert "124,439,808" in gpt["summary"] and "shared_params" in gpt["diagnostics"]
+    text = text_of(nb)
+    assert "6,738,415,616 parameters" in text and "68,976,648,192 parameters" in text
+
+
+def check_drill_reveals_on_demand(nb: Any) -> None:
+    state = widget_state(nb)
+    folded = [m["state"] for m in state.values() if m["model_name"] == "AccordionModel"]
+    assert len(folded) >= 7
+    for accordion in folded:
+        assert accordion["selected_index"] is None
+        (math,) = (child(state, ref) for ref in accordion["children"])
+        assert math["model_name"] == "HTMLMathModel" and "\\begin{aligned}" in math["state"]["value"]
+    assert f"{128 * 64 * 9 + 128:,}".replace(",", "{,}") in json_text(folded, state)
+
+
+def json_text(folded: list[dict[str, Any]], state: dict[str, Any]) -> str:
+    return "\n".join(child(state, ref)["state"]["value"] for a in folded for ref in a["children"])
+
+
+CHECKS = {"quickstart": check_quickstart_outputs, "01_unet_parameters": check_unet_outputs,
+          "02_dcgan_vs_torchsummary": check_dcgan_outputs, "03_lenet_paddle_rules": check_lenet_paddle_outputs,
+          "04_alexnet_receptive_field": check_alexnet_outputs, "05_sharing_and_unused": check_sharing_outputs,
+          "06_why_tools_disagree": check_conventions_outputs, "07_transformers_and_llms": check_llm_outputs,
+          "08_interview_drill": check_drill_reveals_on_demand}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook(executed: dict[str, Any], name: str) -> None:
+    """Runs without errors in the venv's kernel, then the notebook's own output checks (if it has any)."""
+    nb = run_notebook(executed, name)
+    assert f"sys.prefix={sys.prefix}" in text_of(nb)
+    check = CHECKS.get(name)
+    if check is not None:
+        check(nb)
+    elif views(nb):  # a notebook written elsewhere: every nbcount widget it shows must still be whole
+        check_views(nb)
