@@ -20,6 +20,13 @@ FALLBACK = {"text/plain", "text/html", "image/png", "text/markdown"}
 
 @pytest.fixture(scope="module")
 def ip() -> Any:
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.terminal.interactiveshell import TerminalInteractiveShell
+
+    # another test may have made a plain InteractiveShell singleton (IPython.display does); start_ipython
+    # needs the terminal one, so drop the plain instance first
+    if InteractiveShell.initialized() and not isinstance(InteractiveShell.instance(), TerminalInteractiveShell):
+        InteractiveShell.clear_instance()
     shell = start_ipython()
     shell.run_line_magic("load_ext", "nbcount")
     shell.run_cell("import torch\nfrom torch import nn")
