@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nbcount.derive import Number, Step, given, step, total
+from nbcount.derive import Number, Step, given, total
 from nbcount.explain import Explanation, Section, _section, _short, row_label, subtree
-from nbcount.memory import _TORCHSUMMARY_SKIPPED, FLOAT32_BYTES, MB, per_sample
+from nbcount.memory import torchsummary_steps
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -104,22 +104,11 @@ def params_total(report: Report) -> Section:
 def memory_total(report: Report) -> Section:
     """torchsummary's four figures (4 bytes per element, one sample, MB = 2^20 bytes), then real-dtype bytes."""
     figures = report.memory
-    n_in = sum(per_sample(t) for t in report.trace.input_tensors)
-    hooked = [r for r in report.rows[1:] if r.call.classes[0] not in _TORCHSUMMARY_SKIPPED]
-    n_out = sum(per_sample(t) for r in hooked for t in r.call.out_tensors)
     steps = [
         given("param bytes (real dtypes)", figures["param_bytes"]),
         given("buffer bytes", figures["buffer_bytes"]),
         given("peak activation bytes", figures["peak_activation_bytes"],
               note="largest sum of live tensors during the forward pass, from their lifetimes"),
-        given("input elements (one sample)", n_in, note="torchsummary's figures: 4 bytes each, MB = 2^20 bytes"),
-        step("input (MB)", "n_in*b/MB", n_in=n_in, b=FLOAT32_BYTES, MB=MB),
-        given("outputs of hooked layers (one sample)", n_out,
-              note="every module except the model, nn.Sequential and nn.ModuleList, as torchsummary hooks them"),
-        step("forward/backward pass (MB)", "2*n_out*b/MB", n_out=n_out, b=FLOAT32_BYTES, MB=MB,
-             note="2×: the outputs and their gradients"),
-        step("params (MB)", "P*b/MB", P=report.total_params, b=FLOAT32_BYTES, MB=MB),
+        *torchsummary_steps(report),
     ]
-    steps.append(step("estimated total (MB)", "input + fwd_bwd + params", input=steps[4].value,
-                      fwd_bwd=steps[6].value, params=steps[7].value))
     return _section("memory", "Memory", steps, dict(figures))

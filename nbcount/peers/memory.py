@@ -9,50 +9,36 @@ each input's storage; real dtypes, whole batch; MB = 10**6 bytes).
 
 from __future__ import annotations
 
-import math
 import sys
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
-from nbcount.rules import qualname
+from nbcount.memory import MB as TORCHSUMMARY_MB
+from nbcount.memory import memory_figures, torchsummary_hooked
 
 if TYPE_CHECKING:
-    from nbcount.report import Report, Row
+    from nbcount.report import Report
 
-TORCHSUMMARY_MB = 2**20
 TORCHINFO_MB = 10**6
-_CONTAINERS = {qualname(nn.Sequential), qualname(nn.ModuleList)}
 # sys.getsizeof(storage) is the storage's bytes plus the Python object's own size (torchinfo counts both)
 STORAGE_OVERHEAD = sys.getsizeof(torch.empty(0).untyped_storage())
 
 FIGURES = ("input", "forward/backward", "params", "total")
 
 
-def _per_sample(shape: tuple[int, ...]) -> int:
-    return math.prod(shape[1:]) if shape else 1
-
-
-def _torchsummary_hooked(row: Row) -> bool:
-    return row.call.parent is not None and not _CONTAINERS & set(row.call.classes)
-
-
 def torchsummary(report: Report) -> dict[str, float]:
     """Input, forward/backward (2 × every hooked output), params and total, in MB of 2**20 bytes at 4 bytes each."""
-    input_elems = sum(_per_sample(t.shape) for t in report.trace.input_tensors)
-    outputs = sum(_per_sample(t.shape) for r in report.rows if _torchsummary_hooked(r) for t in r.call.out_tensors)
-    figures = {"input": input_elems * 4 / TORCHSUMMARY_MB, "forward/backward": 2 * outputs * 4 / TORCHSUMMARY_MB,
-               "params": report.total_params * 4 / TORCHSUMMARY_MB}
-    figures["total"] = sum(figures.values())
-    return figures
+    figures = memory_figures(report)
+    return {"input": figures["input_mb"], "forward/backward": figures["forward_backward_mb"],
+            "params": figures["params_mb"], "total": figures["total_mb"]}
 
 
 def torchsummary_params(report: Report) -> int:
     """torchsummary's 'Total params': weight + bias of every hooked call, a repeated module counted again."""
     total = 0
     for r in report.rows:
-        if _torchsummary_hooked(r):
+        if torchsummary_hooked(r):
             total += sum(p.numel for p in (*r.call.params_new, *r.call.params_shared)
                          if p.name.rsplit(".", 1)[-1] in ("weight", "bias"))
     return total
