@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,15 @@ class Row:
     def output_bytes(self) -> int:
         """Bytes of the call's output tensors, by their real dtype."""
         return sum(t.nbytes for t in self.call.out_tensors)
+
+
+def tally_uncounted(rows: Iterable[Any]) -> dict[str, int]:
+    """How often each op without a rule ran, over rows that have an ``uncounted`` tuple."""
+    out: dict[str, int] = {}
+    for r in rows:
+        for op in r.uncounted:
+            out[op] = out.get(op, 0) + 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -97,11 +106,7 @@ class Report:
     @property
     def uncounted_ops(self) -> dict[str, int]:
         """aten ops without a rule, with how often they ran."""
-        out: dict[str, int] = {}
-        for r in self.rows:
-            for op in r.uncounted:
-                out[op] = out.get(op, 0) + 1
-        return out
+        return tally_uncounted(self.rows)
 
     @property
     def status(self) -> str:

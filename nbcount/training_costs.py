@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbcount.conventions import Convention, conventions, get_convention
 from nbcount.derive import Derivation, Step, given, step
+from nbcount.report import tally_uncounted
 from nbcount.rules.backward import step_part
 from nbcount.training import BackwardEvent, TrainingTrace, loss_call, with_ops
 from nbcount.types import LayerCall, Term
@@ -166,11 +167,7 @@ class TrainingCosts:
     @property
     def uncounted_ops(self) -> dict[str, int]:
         """Backward aten ops without a rule, with how often they ran."""
-        out: dict[str, int] = {}
-        for r in self.rows:
-            for op in r.uncounted:
-                out[op] = out.get(op, 0) + 1
-        return out
+        return tally_uncounted(self.rows)
 
     @property
     def status(self) -> str:
