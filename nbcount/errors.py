@@ -7,6 +7,7 @@ was given, a hint when the cause is recognisable, and where in the user's code i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import logging
 import os
@@ -20,8 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.modules import batchnorm, conv, instancenorm, pooling
+from torch.nn.parameter import is_lazy
 
-from nbcount.types import LayerCall, TensorMeta
+from nbcount.types import LayerCall, TensorMeta, Trace
 
 Expectation = Callable[[Any], str]  # takes the layer; its attributes vary by type
 EXPECTATIONS: dict[type, Expectation] = {}
@@ -32,6 +34,8 @@ def expects(*classes: type) -> Callable[[Expectation], Expectation]:
     """Register the sentence ``<Layer> expects ...`` for layer classes (resolved through the MRO)."""
     def register(fn: Expectation) -> Expectation:
         for cls in classes:
+            if cls in EXPECTATIONS:
+                raise ValueError(f"expected-input sentence for {cls.__name__} registered twice")
             EXPECTATIONS[cls] = fn
         return fn
     return register
@@ -372,8 +376,6 @@ def quiet_fake_logs() -> Iterator[None]:
 
 def materialisable(model: nn.Module) -> nn.Module:
     """The model, or a TypeError when it has lazy parameters (their first forward would change the model)."""
-    from torch.nn.parameter import is_lazy
-
     lazy = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if is_lazy(t)]
     if lazy:
         raise TypeError(f"{type(model).__name__} has lazy (uninitialized) parameters ({', '.join(lazy[:3])}"
@@ -383,10 +385,8 @@ def materialisable(model: nn.Module) -> nn.Module:
     return model
 
 
-def with_model_notes(trace: Any, model: nn.Module) -> Any:
+def with_model_notes(trace: Trace, model: nn.Module) -> Trace:
     """The trace with a note when the model is empty: no parameters and no tensor operation ran."""
-    import dataclasses
-
     if any(True for _ in model.parameters()) or any(c.ops for c in trace.calls):
         return trace
     note = (f"{type(model).__name__} has no parameters and its forward ran no tensor operation: every count "

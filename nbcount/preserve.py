@@ -7,6 +7,7 @@ What a count may touch and how it is put back:
 - parameters: copied on their first in-place write (``before_write``, called by capture's dispatch mode),
   so a count never doubles the model's memory (views and ``.data`` writes included, by storage);
 - ``.data`` swapped under a tensor: the original data is put back;
+- ``.grad`` of every parameter (a training count runs a backward pass): the same object, or None, as before;
 - the global RNG states (torch CPU, CUDA if initialised, Python ``random``, NumPy if imported) and grad mode.
 """
 
@@ -16,6 +17,7 @@ import contextlib
 import random
 import sys
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +27,17 @@ from torch.nn.parameter import is_lazy
 
 _active = threading.local()
 _MISSING = object()
+_locks: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_locks_guard = threading.Lock()
+
+
+def _model_lock(model: nn.Module) -> threading.RLock:
+    """One re-entrant lock per model: two threads counting the same model take turns (snapshots never interleave)."""
+    with _locks_guard:
+        lock = _locks.get(model)
+        if lock is None:
+            lock = _locks[model] = threading.RLock()
+        return lock
 
 
 def _tensor_key(t: Any) -> int | None:
@@ -43,6 +56,16 @@ def _layout(t: torch.Tensor) -> tuple[Any, ...]:
         return ("lazy",)
     key = _tensor_key(t)
     return (t.dtype, t.device, tuple(t.shape), key, t.storage_offset() if key else 0)
+
+
+def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bitwise equality (NaN equals itself, -0.0 differs from 0.0)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    try:
+        return torch.equal(a.detach().reshape(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8))
+    except RuntimeError:  # dtypes without a byte view (quantized, ...): value equality
+        return torch.equal(a, b)
 
 
 def _written_args(func: Any, cache: dict[Any, tuple[tuple[int, str], ...]]) -> tuple[tuple[int, str], ...]:
@@ -138,6 +161,7 @@ class Keeper:
                 self.by_storage.setdefault(key, []).append(t)
         self.buffer_copies = {id(b): b.detach().clone() for b, is_param in self._model_tensors()
                               if not is_param and _tensor_key(b) is not None}
+        self.grads = [(t, t.grad) for t, is_param in self._model_tensors() if is_param]
         self.param_copies: dict[int, torch.Tensor] = {}
         self.schema_cache: dict[Any, tuple[tuple[int, str], ...]] = {}
         self.rng = _rng_state()
@@ -168,7 +192,8 @@ class Keeper:
                             self.param_copies[id(param)] = param.detach().clone()
 
     def restore(self) -> None:
-        """Put back attributes, tensor data, parameter and buffer values, RNG and grad mode."""
+        """Put back RNG, grad mode, attributes, tensor data, parameter and buffer values, gradients."""
+        _set_rng_state(self.rng)
         torch.set_grad_enabled(self.grad_enabled)
         for module, saved in self.attrs:
             _restore_dict(module, saved)
@@ -179,9 +204,11 @@ class Keeper:
                 if t.requires_grad != requires_grad and t.is_leaf:
                     t.requires_grad_(requires_grad)
                 copy = self.buffer_copies.get(key, self.param_copies.get(key))
-                if copy is not None and not torch.equal(t, copy):
+                if copy is not None and not _same_bits(t, copy):
                     t.copy_(copy)
-        _set_rng_state(self.rng)
+            for t, grad in self.grads:
+                if t.grad is not grad:
+                    t.grad = grad
 
 
 def before_write(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -194,13 +221,14 @@ def before_write(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> No
 @contextlib.contextmanager
 def preserved(model: nn.Module, mode: str) -> Iterator[Keeper]:
     """Within: the model in `mode` ("eval", "train" or "same"); after: everything restored."""
-    keeper = Keeper(model)
-    outer = getattr(_active, "keeper", None)
-    _active.keeper = keeper
-    try:
-        if mode in ("eval", "train"):
-            _set_training(model, keeper.modules, mode == "train")
-        yield keeper
-    finally:
-        _active.keeper = outer
-        keeper.restore()
+    with _model_lock(model):
+        keeper = Keeper(model)
+        outer = getattr(_active, "keeper", None)
+        _active.keeper = keeper
+        try:
+            if mode in ("eval", "train"):
+                _set_training(model, keeper.modules, mode == "train")
+            yield keeper
+        finally:
+            _active.keeper = outer
+            keeper.restore()
