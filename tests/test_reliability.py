@@ -598,8 +598,6 @@ def test_data_parallel_wrapper() -> None:
     assert wrapped.row("module.0").macs == plain.row("0").macs
 
 
-@pytest.mark.xfail(reason="profiler._record_function_* ops emitted by DataParallel are not in rules.IGNORED_OPS",
-                   strict=False)
 def test_data_parallel_is_complete() -> None:
     """DataParallel's profiler bookkeeping ops must not make the total a lower bound."""
     assert count(nn.DataParallel(bn_cnn()), (2, 3, 8, 8)).status == "complete"

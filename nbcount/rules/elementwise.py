@@ -113,3 +113,5 @@ ignore("comparisons, selection or bookkeeping: no floating-point arithmetic",
        "aten.searchsorted", "aten.one_hot", "aten.unique", "aten._unique2", "aten.unique_consecutive",
        "prim.device", "prim.layout", "aten.sym_storage_offset", "aten._functional_assert_async",
        "aten.slice_backward", "aten.isin")
+ignore("profiler bookkeeping (record_function ranges, e.g. from DataParallel): no arithmetic",
+       "profiler._record_function_enter", "profiler._record_function_enter_new", "profiler._record_function_exit")
