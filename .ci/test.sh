@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/install-chromium.sh
 bash .ci/setup.sh "test,peers"
-.venv/bin/ruff check nbcount tests benchmarks
+.venv/bin/ruff check .
 .venv/bin/mypy nbcount
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
