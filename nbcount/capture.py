@@ -19,7 +19,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.weak import WeakIdKeyDictionary
 
 from nbcount.preserve import before_write
 from nbcount.types import LayerCall, OpEvent, ParamRef, TensorMeta, Trace
@@ -102,6 +101,35 @@ class _Frame:
     op_end: int = -1
 
 
+class _TensorIds:
+    """tensor -> int by identity, without keeping tensors alive: WeakIdKeyDictionary's contract at a tenth
+    of its lookup cost (a lookup makes no weak reference; only an insertion does)."""
+
+    __slots__ = ("entries", "drop", "__weakref__")
+
+    def __init__(self) -> None:
+        self.entries: dict[int, tuple[weakref.KeyedRef, int]] = {}
+        selfref = weakref.ref(self)
+
+        def drop(ref: weakref.KeyedRef) -> None:  # the tensor died: its id() may be reused
+            me = selfref()
+            if me is not None and (entry := me.entries.get(ref.key)) is not None and entry[0] is ref:
+                del me.entries[ref.key]
+
+        self.drop = drop
+
+    def get(self, t: Any, default: Any = None) -> Any:
+        entry = self.entries.get(id(t))
+        return entry[1] if entry is not None and entry[0]() is t else default
+
+    def __contains__(self, t: Any) -> bool:
+        return self.get(t) is not None
+
+    def __setitem__(self, t: Any, value: int) -> None:
+        key = id(t)
+        self.entries[key] = (weakref.KeyedRef(t, self.drop, key), value)
+
+
 class _Recorder:
     """The state shared by the hooks and the dispatch mode during one forward pass."""
 
@@ -118,14 +146,15 @@ class _Recorder:
         self.frames: list[_Frame] = []
         self.stack: list[int] = []
         self.counts: dict[str, int] = {}
-        self.ids = WeakIdKeyDictionary()
+        self.ids = _TensorIds()
+        self.dtype_names: dict[torch.dtype, str] = {}
         self.next_id = 0
         self.live_bytes = 0
         self.peak_bytes = 0
         self.failed_frame: int | None = None
         self.failure: BaseException | None = None
         self.outer_error = sys.exc_info()[1]  # count() called inside an `except` block: not a failure
-        self.op_names: dict[Any, str] = {}
+        self.op_names: dict[Any, tuple[str, bool]] = {}  # op -> (overload packet name, is_view)
         self.op_count = 0  # global op order, for the dataflow (receptive field)
 
     # tensors -----------------------------------------------------------------
@@ -135,7 +164,11 @@ class _Recorder:
             tid = self.next_id
             self.next_id += 1
             self.ids[t] = tid
-        return TensorMeta(tuple(int(d) for d in t.shape), str(t.dtype).removeprefix("torch."), t.element_size(), tid)
+        dtype = t.dtype
+        name = self.dtype_names.get(dtype)
+        if name is None:
+            name = self.dtype_names[dtype] = str(dtype).removeprefix("torch.")
+        return TensorMeta(tuple(t.shape), name, t.element_size(), tid)  # static shapes: the sizes are ints
 
     def convert(self, value: Any) -> Any:
         if isinstance(value, torch.Tensor):
@@ -214,10 +247,10 @@ class _Recorder:
     def op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         if not self.stack:
             return
-        name = self.op_names.get(func)
-        if name is None:
-            name = self.op_names[func] = str(func.overloadpacket)
-        is_view = bool(getattr(func, "is_view", False))
+        known = self.op_names.get(func)
+        if known is None:
+            known = self.op_names[func] = (str(func.overloadpacket), bool(getattr(func, "is_view", False)))
+        name, is_view = known
         outs = out if isinstance(out, (tuple, list)) else (out,)
         tensors = [o for o in outs if isinstance(o, torch.Tensor)]
         if not is_view:
@@ -257,24 +290,52 @@ def _active_fake_mode() -> Any:
 
 
 class _Faker:
-    """Real tensors (the model's parameters and buffers) → the fake mode's memoised fake copies.
+    """Real tensors (the model's parameters and buffers) → fake copies, made once per tensor per count.
 
     FakeTensorMode converts them itself, but an op with a non-fake input bypasses its dispatch cache
     and re-runs the op's Python decomposition every time (BatchNorm, LayerNorm, addmm: ~3x the cost).
-    Converting first with the mode's own converter gives the same fake tensors and a cacheable op.
+    Converting first gives cacheable ops. A plain dense tensor (a parameter, a buffer, an input) becomes
+    ``FakeTensor(mode, empty_strided(same metadata on meta), device)``: the metadata torch's own converter
+    produces (size, stride, dtype, device, requires_grad, dispatch keys), ~9x cheaper; anything else (a
+    view, a subclass, sparse, quantized, conjugate, non-leaf) goes through the mode's converter. Both are
+    registered in the converter's memo, so the mode maps a real tensor to the same fake copy.
     """
 
     def __init__(self, mode: Any):
         from torch._subclasses.fake_tensor import FakeTensor
 
-        self.mode, self.fake_type, self.convert = mode, FakeTensor, mode.fake_tensor_converter.from_real_tensor
+        self.mode, self.fake_type = mode, FakeTensor
+        self.converter = mode.fake_tensor_converter
+        self.memo: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(real) -> (real kept alive, fake)
+
+    def fake(self, t: torch.Tensor) -> torch.Tensor:
+        found = self.memo.get(id(t))
+        if found is not None:
+            return found[1]
+        if (type(t) in (torch.Tensor, nn.Parameter) and t.layout == torch.strided and t._base is None
+                and t.grad_fn is None and not t.is_quantized and not t.is_nested and not t.is_conj()
+                and not t.is_neg() and not t.is_inference() and t.storage_offset() == 0
+                and t.device.type != "meta"):
+            with torch._C._DisableTorchDispatch():  # a plain meta tensor, not one made by the fake mode
+                meta = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta",
+                                           requires_grad=t.requires_grad)
+            fake = self.fake_type(self.mode, meta, t.device)
+            self.converter.set_tensor_memo(t, fake)
+        else:
+            fake = self.converter.from_real_tensor(self.mode, t)
+        self.memo[id(t)] = (t, fake)
+        return fake
 
     def value(self, v: Any) -> Any:
         if isinstance(v, torch.Tensor):
-            return v if isinstance(v, self.fake_type) else self.convert(self.mode, v)
+            return v if isinstance(v, self.fake_type) else self.fake(v)
         if isinstance(v, (list, tuple)) and any(isinstance(x, torch.Tensor) for x in v):
             return type(v)(self.value(x) for x in v)
         return v
+
+
+_MHA = torch.ops.aten._native_multi_head_attention.default  # nn.MultiheadAttention's fused path
+_DEVICE = torch.ops.prim.device.default
 
 
 class _OpMode(TorchDispatchMode):
@@ -285,6 +346,8 @@ class _OpMode(TorchDispatchMode):
         self.faker = _Faker(fake) if fake is not None else None
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        if func is _DEVICE:  # FakeTensor.device asking the mode: not an op, and real execution never sees it
+            return func(*args, **(kwargs or {}))
         kwargs = kwargs or {}
         before_write(func, args, kwargs)  # copy a model parameter this op is about to overwrite
         if self.faker is None:
@@ -292,6 +355,8 @@ class _OpMode(TorchDispatchMode):
         else:  # the recorder still sees the original tensors (parameter identity)
             value = self.faker.value
             out = func(*[value(a) for a in args], **{k: value(v) for k, v in kwargs.items()})
+            if func is _MHA and not (args[10] if len(args) > 10 else kwargs.get("need_weights", True)):
+                out = (out[0], None)  # as the CPU kernel: no weights (the fake kernel gives an empty tensor)
         self.recorder.op(func, args, kwargs, out)
         return out
 

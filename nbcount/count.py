@@ -200,7 +200,7 @@ def count(model: nn.Module, input_size: InputSize | None = None, *, inputs: Any 
     device = model_device(model)
     make = _make_inputs(model, input_size, inputs, dtype, device)
     options = {"input_size": input_size, "mode": mode, "execution": execution}
-    with preserved(model, mode), torch.no_grad(), capture.frozen_gc():
+    with capture.frozen_gc(), preserved(model, mode), torch.no_grad():
         try:
             trace = errors.with_model_notes(_trace(model, make, device, execution, _runner(training, loss_fn)), model)
         except capture.CaptureError as error:
@@ -209,7 +209,9 @@ def count(model: nn.Module, input_size: InputSize | None = None, *, inputs: Any 
             raise CountError(message, partial, error.layer, error.cause) from None  # no internal traceback
     again = functools.partial(count, model, convention=convention, mode=mode, execution=execution,
                               training=training, loss_fn=loss_fn)
-    return replace(report_from_trace(trace, convention_obj, options), count_at=again)
+    with capture.frozen_gc():  # thousands of rows: no full collection of the heap midway
+        report = report_from_trace(trace, convention_obj, options)
+    return replace(report, count_at=again)
 
 
 def _runner(training: bool, loss_fn: Callable[[Any], torch.Tensor] | None) -> Callable[..., Trace]:

@@ -8,6 +8,7 @@ with ``·``, ``⌊ ⌋`` and subscripts for text, LaTeX and Markdown.
 
 from __future__ import annotations
 
+import functools
 import html
 import keyword
 import math
@@ -29,8 +30,14 @@ def fmt(value: Number) -> str:
     return f"{int(value):,}"
 
 
+@functools.lru_cache(maxsize=4096)
+def _compiled(formula: str) -> Any:
+    """Each formula is compiled once (a rule evaluates the same few formulas for every layer)."""
+    return compile(formula, "<formula>", "eval")
+
+
 def _evaluate(formula: str, symbols: dict[str, Number]) -> Number:
-    value = eval(formula, {"__builtins__": {}}, {**_SAFE_FUNCS, **symbols})  # noqa: S307 - our formulas
+    value = eval(_compiled(formula), {"__builtins__": {}}, {**_SAFE_FUNCS, **symbols})  # noqa: S307 - our formulas
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
