@@ -139,6 +139,26 @@ def nbcount_job(model: Any, x: Any, facts: dict[str, Any]) -> Job:
     return job
 
 
+def fake_floor_job(model: Any, x: Any) -> Job:
+    """The floor of counting without arithmetic on this torch: a bare FakeTensorMode forward with the
+    parameters converted once beforehand; no hooks, no recording, no rules, no report."""
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    state = dict(model.named_parameters(remove_duplicate=False))
+    state.update(model.named_buffers(remove_duplicate=False))
+    with mode:
+        fakes: dict[str, torch.Tensor] = {name: mode.from_tensor(t) for name, t in state.items()}
+        fake_x = mode.from_tensor(x)
+
+    def job() -> tuple[int, str, dict[str, float]]:
+        with torch.no_grad(), mode:
+            torch.func.functional_call(model, fakes, (fake_x,))
+        return 0, "", {}
+    return job
+
+
 def peer_job(fn: Callable[..., tuple[int, str]], model: Any, x: Any) -> Job:
     from peers import run_quietly
 
@@ -156,7 +176,8 @@ def run_case(case: Any, peer_runners: dict[str, Any], repeat: int, budget: float
 
     model, x = case.build().eval(), case.make_input()
     facts: dict[str, Any] = {}
-    jobs: dict[str, Job] = {"forward": peer_job(peers.forward, model, x), "nbcount": nbcount_job(model, x, facts)}
+    jobs: dict[str, Job] = {"forward": peer_job(peers.forward, model, x), "fake forward": fake_floor_job(model, x),
+                            "nbcount": nbcount_job(model, x, facts)}
     jobs.update({name: peer_job(fn, model, x) for name, fn in peer_runners.items()})
     jobs = {name: job for name, job in jobs.items() if tools is None or name in tools}
     with torch.no_grad():
@@ -331,7 +352,7 @@ def profile_cases(cases: list[Any], quick: bool) -> dict[str, Any]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny models, one run each (a smoke run)")
-    parser.add_argument("--repeat", type=int, help="runs after the warm-up (default 5; 1 with --quick)")
+    parser.add_argument("--repeat", type=int, help="runs after the warm-up (default 7; 1 with --quick)")
     parser.add_argument("--budget", type=float, default=30.0,
                         help="seconds one tool may spend on one case before it gets fewer runs (default 30)")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="the Markdown report to write")
@@ -354,7 +375,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     from results import environment
 
     mode = "quick" if args.quick else "full"
-    repeat = args.repeat or (1 if args.quick else 5)
+    repeat = args.repeat or (1 if args.quick else 7)
     chosen = set(args.cases.split(",")) if args.cases else None
     in_process = [c for c in (case_defs.QUICK_CASES if args.quick else case_defs.CASES)
                   if not chosen or c.key in chosen]
