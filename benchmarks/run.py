@@ -361,6 +361,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-peers", action="store_true", help="only the forward pass and nbcount")
     parser.add_argument("--no-profile", action="store_true", help="skip the pyinstrument attribution")
     parser.add_argument("--nbcount", type=Path, help="measure the nbcount of another checkout (before/after)")
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite the Markdown from the JSON beside it (after editing results.py)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--tokens", type=int, default=4096, help=argparse.SUPPRESS)
     parser.add_argument("--tool", default="nbcount", help=argparse.SUPPRESS)
@@ -415,6 +417,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from results import write_markdown
 
+    if args.render:
+        args.out.write_text(write_markdown(json.loads(args.out.with_suffix(".json").read_text())))
+        print(f"wrote {args.out}", flush=True)
+        return 0
     results = run_suite(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
