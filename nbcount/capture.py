@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from nbcount.preserve import before_write
-from nbcount.types import LayerCall, OpEvent, ParamRef, TensorMeta, Trace
+from nbcount.types import BufferRef, LayerCall, OpEvent, ParamRef, TensorMeta, Trace
 
 HYPERPARAMS = (
     "in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "output_padding",
@@ -32,6 +32,7 @@ HYPERPARAMS = (
     "output_size", "ceil_mode", "count_include_pad", "divisor_override", "return_indices", "embed_dim",
     "num_heads", "kdim", "vdim", "dim", "negative_slope", "p", "approximate", "start_dim", "end_dim",
     "upscale_factor", "num_parameters", "beta", "threshold", "min_val", "max_val", "alpha", "lambd",
+    "add_zero_attn",
 )
 
 
@@ -93,7 +94,7 @@ class _Frame:
     in_tensors: tuple[TensorMeta, ...]
     params_new: list[ParamRef]
     params_shared: list[ParamRef]
-    buffer_bytes: int
+    buffers: list[BufferRef]
     ops: list[OpEvent] = field(default_factory=list)
     out_tensors: tuple[TensorMeta, ...] = ()
     done: bool = False
@@ -220,14 +221,15 @@ class _Recorder:
                 continue
             (shared if id(p) in self.seen_params else new).append(self.param_ref(p))
             self.seen_params.add(id(p))
-        buffer_bytes = 0
-        for b in module._buffers.values():
+        buffers = []
+        for name, b in module._buffers.items():
             if b is not None and id(b) not in self.seen_buffers:
                 self.seen_buffers.add(id(b))
-                buffer_bytes += b.numel() * b.element_size()
+                buffers.append(BufferRef(f"{path}.{name}" if path else name, tuple(b.shape),
+                                         str(b.dtype).removeprefix("torch."), b.numel(), b.numel() * b.element_size()))
         parent = self.stack[-1] if self.stack else None
         inputs = tuple(self.tensors_in(args)) + tuple(self.tensors_in(kwargs))
-        self.frames.append(_Frame(module, path, index, len(self.stack), parent, inputs, new, shared, buffer_bytes,
+        self.frames.append(_Frame(module, path, index, len(self.stack), parent, inputs, new, shared, buffers,
                                   op_start=self.op_count))
         self.stack.append(len(self.frames) - 1)
 
@@ -392,9 +394,9 @@ def _trace(model: nn.Module, recorder: _Recorder, execution: str, inputs: tuple[
             path=f.path, call_index=f.call_index, module_type=type(f.module).__name__,
             classes=_class_names(f.module), depth=f.depth, parent=f.parent, in_tensors=f.in_tensors,
             out_tensors=f.out_tensors, params_new=tuple(f.params_new), params_shared=tuple(f.params_shared),
-            buffer_bytes=f.buffer_bytes, attrs=hyperparams(f.module), ops=tuple(f.ops),
+            buffer_bytes=sum(b.nbytes for b in f.buffers), attrs=hyperparams(f.module), ops=tuple(f.ops),
             is_leaf=not any(True for _ in f.module.children()),
-            op_span=(f.op_start, f.op_end if f.op_end >= 0 else recorder.op_count)))
+            op_span=(f.op_start, f.op_end if f.op_end >= 0 else recorder.op_count), buffers_new=tuple(f.buffers)))
     registered = {}
     for name, p in model.named_parameters():
         registered[id(p)] = ParamRef(name, tuple(p.shape), p.numel(), p.numel() * p.element_size(),

@@ -25,7 +25,7 @@ from nbcount.inputs import (
 from nbcount.preserve import preserved
 from nbcount.report import Report, Row
 from nbcount.rules import IGNORED_OPS, MODULE_RULES, OP_RULES, PARAM_RULES, find_module_rule
-from nbcount.rules.params import generic_params
+from nbcount.rules.params import generic_params, reuse_note
 from nbcount.types import Diagnostic, LayerCall, Trace
 
 
@@ -102,12 +102,11 @@ def _op_costs(call: LayerCall) -> tuple[list[tuple[str, tuple[Step, ...]]], list
 
 def _param_steps(call: LayerCall) -> tuple[Step, ...]:
     new = sum(p.numel for p in call.params_new)
-    if not call.params_new:
-        if call.params_shared:
-            shared = sum(p.numel for p in call.params_shared)
-            return (given("params (new)", 0, note=f"reuses {shared:,} parameters counted at an earlier call"),)
+    if call.params_shared and not call.params_new:
+        return (given("params (new)", 0, note=reuse_note(call.params_shared)),)
+    if not call.params_new and not call.is_leaf:
         return (given("params", 0),)
-    rule = find_module_rule(PARAM_RULES, call) if not call.params_shared else None
+    rule = find_module_rule(PARAM_RULES, call) if not call.params_shared else None  # a rule also explains a 0
     if rule is not None:
         try:
             steps = rule(call)
@@ -115,7 +114,7 @@ def _param_steps(call: LayerCall) -> tuple[Step, ...]:
                 return steps
         except Exception:  # a subclass with other attributes: fall back to the tensors themselves
             pass
-    return generic_params(call)
+    return generic_params(call) if call.params_new else (given("params", 0),)
 
 
 def _row(call: LayerCall) -> Row:

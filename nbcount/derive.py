@@ -57,24 +57,35 @@ class Step:
     value: Number
     term: str | None = None  # the breakdown category this value contributes to, if any
     note: str = ""
+    names: tuple[tuple[str, str], ...] = ()  # symbol -> the text shown for it (a part's dotted name)
+    where: tuple[tuple[str, str], ...] = ()  # symbol -> its meaning, where it differs from nbcount.symbols
 
     @property
     def substituted(self) -> str:
         """The formula with each symbol replaced by its number."""
         return _replace_symbols(self.formula, {k: fmt(v) for k, v in self.symbols})
 
+    @property
+    def shown_formula(self) -> str:
+        """The formula as text: ``·`` for ``*``, ``⌊ ⌋``, parts by their names (``layer1.0 + layer1.1``)."""
+        text = _pretty(self.formula)
+        return _replace_symbols(text, dict(self.names)) if self.names else text
+
     def to_text(self) -> str:
         """``label = C_out·(C_in·K) + C_out = 8·(3·9) + 8 = 224``."""
-        parts = [self.label, _pretty(self.formula)]
+        parts = [self.label, self.shown_formula]
         if self.symbols:
             parts.append(_pretty(self.substituted))
         parts.append(fmt(self.value))
         line = " = ".join(_dedupe(parts))
         return f"{line}    ({self.note})" if self.note else line
 
+    def __str__(self) -> str:
+        return self.to_text()
+
     def to_latex(self) -> str:
         """The step as one LaTeX equation line (symbols subscripted, ``\\cdot``, ``\\lfloor``)."""
-        parts = [_latex_text(self.label), _latex(self.formula, {})]
+        parts = [_latex_text(self.label), _latex(self.formula, {}, dict(self.names))]
         if self.symbols:
             parts.append(_latex(self.formula, {k: _latex_number(v) for k, v in self.symbols}))
         parts.append(_latex_number(self.value))
@@ -84,9 +95,15 @@ class Step:
         return line
 
 
-def step(label: str, formula: str, *, term: str | None = None, note: str = "", **symbols: Any) -> Step:
-    """Evaluate `formula` over `symbols` and keep every stage for display."""
-    return Step(label, formula, tuple(symbols.items()), _evaluate(formula, symbols), term, note)
+def step(label: str, formula: str, *, term: str | None = None, note: str = "", where: dict[str, str] | None = None,
+         **symbols: Any) -> Step:
+    """Evaluate `formula` over `symbols` and keep every stage for display.
+
+    `where` gives the meaning of a symbol that means something else here than in ``nbcount.symbols``
+    (``H`` = attention heads rather than height).
+    """
+    meanings = tuple((k, v) for k, v in (where or {}).items() if k in symbols)
+    return Step(label, formula, tuple(symbols.items()), _evaluate(formula, symbols), term, note, (), meanings)
 
 
 def given(label: str, value: Number, *, term: str | None = None, note: str = "") -> Step:
@@ -106,11 +123,13 @@ def total(label: str, parts: Iterable[tuple[str, Number]], *, term: str | None =
             symbol = f"{symbol}_{i}"
         names.append(symbol)
     symbols = {n: v for n, (_, v) in zip(names, items)}
-    return Step(label, " + ".join(names), tuple(symbols.items()), sum(symbols.values()), term, note)
+    shown = tuple((n, name) for n, (name, _) in zip(names, items))  # parts, not symbols: shown by their names
+    return Step(label, " + ".join(names), tuple(symbols.items()), sum(symbols.values()), term, note, shown)
 
 
 def _symbol_name(name: str, index: int) -> str:
-    clean = re.sub(r"\W", "_", name)
+    """An ASCII identifier for a part (its shown name is kept beside it: ``layer1.0``, ``MACs q·kᵀ``)."""
+    clean = re.sub(r"\W", "_", name, flags=re.ASCII)
     if not clean or clean[0].isdigit():
         clean = f"x{index}_{clean}"
     return clean
@@ -129,30 +148,70 @@ class Derivation:
         """The value the derivation ends with."""
         return self.steps[-1].value if self.steps else 0
 
+    @property
+    def legend(self) -> tuple[tuple[str, str], ...]:
+        """(symbol, meaning) of the symbols its steps define with ``where`` (see nbcount.symbols)."""
+        from nbcount.symbols import legend
+
+        return legend(self.steps, glossary=False)
+
     def to_text(self) -> str:
-        """Plain text, one step per line."""
-        lines = [self.subject] + ["  " + s.to_text() for s in self.steps]
+        """Plain text: the subject, what the symbols mean, one step per line."""
+        from nbcount.symbols import where_lines
+
+        lines = [self.subject, *where_lines(self.legend, "  ")] + ["  " + s.to_text() for s in self.steps]
         return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def __repr__(self) -> str:
+        return self.to_text()
 
     def to_latex(self) -> str:
         """A LaTeX ``aligned`` block (MathJax-ready)."""
-        rows = [s.to_latex().replace(" = ", " &= ", 1) for s in self.steps]
+        from nbcount.symbols import where_text
+
+        where = where_text(self.legend)
+        rows = [r"&" + _latex_text(where)] if where else []
+        rows += [s.to_latex().replace(" = ", " &= ", 1) for s in self.steps]
         body = " \\\\\n".join(rows)
         return "\\begin{aligned}\n" + body + "\n\\end{aligned}"
 
     def to_markdown(self) -> str:
-        """Markdown: the subject in bold, each step as a bullet with inline math."""
+        """Markdown: the subject in bold, what the symbols mean, each step as a bullet with inline math."""
+        from nbcount.symbols import where_text
+
         lines = [f"**{_md_escape(self.subject)}**", ""]
-        lines += [f"- ${s.to_latex()}$" for s in self.steps]
+        where = where_text(self.legend)
+        lines += [_md_escape(where), ""] if where else []
+        lines += [markdown_step(s) for s in self.steps]
         return "\n".join(lines)
 
     def to_html(self) -> str:
         """Escaped HTML with the steps as a list of TeX lines for MathJax."""
+        from nbcount.symbols import where_text
+
+        where = where_text(self.legend)
+        legend = f"<p class='tex2jax_ignore mathjax_ignore'>{html.escape(where)}</p>" if where else ""
         items = "".join(f"<li>\\({html.escape(s.to_latex())}\\)</li>" for s in self.steps)
-        return f"<div class='nbcount-derivation'><b>{html.escape(self.subject)}</b><ul>{items}</ul></div>"
+        return f"<div class='nbcount-derivation'><b>{html.escape(self.subject)}</b>{legend}<ul>{items}</ul></div>"
 
     def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
         return {"text/plain": self.to_text(), "text/html": self.to_html(), "text/markdown": self.to_markdown()}
+
+
+def markdown_step(st: Step) -> str:
+    """``- label $= formula = numbers = value$ (note)``: names stay Markdown text, never inside the math."""
+    numbers = [_latex(st.formula, {k: _latex_number(v) for k, v in st.symbols})] if st.symbols else []
+    numbers.append(_latex_number(st.value))
+    if st.names:  # a sum of named parts: the names as (escaped) text, the numbers as math
+        head = f"- {_md_escape(st.label)} = {_md_escape(st.shown_formula)}"
+    else:
+        head = f"- {_md_escape(st.label)}"
+        numbers[:0] = [_latex(st.formula, {})] if st.formula else []
+    line = f"{head} $= {' = '.join(_dedupe(numbers))}$"
+    return f"{line} ({_md_escape(st.note)})" if st.note else line
 
 
 def _dedupe(parts: list[str]) -> list[str]:
@@ -207,11 +266,13 @@ def _latex_symbol(name: str) -> str:
     return f"{head}_{{{tail.replace('_', ',')}}}" if tail else head
 
 
-def _latex(formula: str, numbers: dict[str, str]) -> str:
+def _latex(formula: str, numbers: dict[str, str], names: dict[str, str] | None = None) -> str:
     def symbol(m: re.Match[str]) -> str:
         name = m.group(0)
         if name in numbers:
             return numbers[name]
+        if names and name in names:
+            return _latex_text(names[name])
         if name in _SAFE_FUNCS:
             return name
         return _latex_symbol(name)

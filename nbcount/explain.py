@@ -9,24 +9,23 @@ from __future__ import annotations
 
 import html
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from nbcount.derive import (
     Derivation,
     Step,
-    _dedupe,
-    _latex,
     _latex_escape,
-    _latex_number,
     _md_escape,
     fmt,
     given,
+    markdown_step,
     step,
     total,
 )
 from nbcount.receptive import field_steps
-from nbcount.rules.shapes import numel_step, shape_steps
+from nbcount.rules.shapes import dim_names_of, numel_step, shape_steps
+from nbcount.symbols import legend, where_lines, where_text
 
 if TYPE_CHECKING:
     from nbcount.report import Report, Row
@@ -69,16 +68,25 @@ class Explanation:
         """Every step of every section, in order."""
         return tuple(s for section in self.sections for s in section.steps)
 
+    @property
+    def legend(self) -> tuple[tuple[str, str], ...]:
+        """(symbol, meaning) for every symbol the sections use, each defined once (nbcount.symbols)."""
+        return legend(self.steps)
+
     def to_text(self) -> str:
-        """Plain text for a terminal: the subject, then each section's steps."""
-        lines = [self.subject]
+        """Plain text for a terminal: the subject, what the symbols mean, then each section's steps."""
+        lines = [self.subject, *where_lines(self.legend, "  ")]
         for s in self.sections:
             lines += [f"  {s.derivation.subject}"] + [f"    {st.to_text()}" for st in s.steps]
         return "\n".join(lines)
 
+    def __str__(self) -> str:
+        return self.to_text()
+
     def to_latex(self) -> str:
         """One ``aligned`` block (math mode, for MathJax / HTMLMath or a slide's ``\\[ … \\]``)."""
-        rows = []
+        where = where_text(self.legend)
+        rows = [r"&\text{" + _latex_escape(where) + "}"] if where else []
         for s in self.sections:
             rows.append(r"&\textbf{" + _latex_escape(s.derivation.subject) + "}")
             rows += [st.to_latex().replace(" = ", " &= ", 1) for st in s.steps]
@@ -87,14 +95,19 @@ class Explanation:
     def to_markdown(self) -> str:
         """Markdown for course notes: a heading per section, a bullet of inline math per step."""
         lines = [f"**{_md_escape(self.subject)}**"]
+        where = where_text(self.legend)
+        lines += ["", _md_escape(where)] if where else []
         for s in self.sections:
             lines += ["", f"*{_md_escape(s.derivation.subject)}*", ""]
-            lines += [_markdown_step(st) for st in s.steps]
+            lines += [markdown_step(st) for st in s.steps]
         return "\n".join(lines)
 
     def to_html(self) -> str:
         """Escaped HTML: names as plain text (ignored by MathJax), each step as TeX for MathJax."""
         parts = [f"<div class='nbcount-derivation'><p class='{_IGNORE}'><b>{html.escape(self.subject)}</b></p>"]
+        where = where_text(self.legend)
+        if where:
+            parts.append(f"<p class='{_IGNORE}'>{html.escape(where)}</p>")
         for s in self.sections:
             parts.append(f"<p class='{_IGNORE}'><i>{html.escape(s.derivation.subject)}</i></p><ul>")
             parts += [f"<li>\\({html.escape(st.to_latex())}\\)</li>" for st in s.steps]
@@ -106,16 +119,6 @@ class Explanation:
 
     def __repr__(self) -> str:
         return self.to_text()
-
-
-def _markdown_step(st: Step) -> str:
-    """``- label $= formula = numbers = value$ (note)``: names stay Markdown text, never inside the math."""
-    parts = [_latex(st.formula, {})] if st.formula else []
-    if st.symbols:
-        parts.append(_latex(st.formula, {k: _latex_number(v) for k, v in st.symbols}))
-    parts.append(_latex_number(st.value))
-    line = f"- {_md_escape(st.label)} $= {' = '.join(_dedupe(parts))}$"
-    return f"{line} ({_md_escape(st.note)})" if st.note else line
 
 
 def derive(report: Report, layer: str | None = None, call: int = 0) -> Explanation:
@@ -135,9 +138,11 @@ def derive(report: Report, layer: str | None = None, call: int = 0) -> Explanati
 
 
 def row_label(row: Row) -> str:
-    """``features.0 (Conv2d)``, ``conv1 (Conv2d, call 1)``; the root shows its class."""
+    """``features.0 (Conv2d)``, ``conv1 (Conv2d, call 1)``; the root: ``TinyNet (the whole model)``."""
     extra = f", call {row.call.call_index}" if row.call.call_index else ""
-    return f"{row.layer or '(model)'} ({row.call.module_type}{extra})"
+    if not row.layer:
+        return f"{row.call.module_type} (the whole model{extra})"
+    return f"{row.layer} ({row.call.module_type}{extra})"
 
 
 def _section(key: str, title: str, steps: list[Step] | tuple[Step, ...], value: Any) -> Section:
@@ -154,15 +159,36 @@ def subtree(report: Report, index: int) -> list[int]:
 
 
 def params_section(report: Report, row: Row) -> Section:
-    """params: the rule's formula for the tensors first used at this call (0 for a repeated call)."""
+    """params: the rule's formula for the tensors first used at this call (0 for a repeated call); a composite
+    layer also shows its sub-layers' parameters, by its structure (TransformerEncoderLayer) or as a named sum."""
     steps = list(row.param_steps) or [given("params", 0)]
     if not row.call.is_leaf:
-        index = report.rows.index(row)
-        inner = [(report.rows[k].layer, report.rows[k].params) for k in subtree(report, index)[1:]]
-        inner = [(_short(name, row.layer), n) for name, n in inner if n]
+        inside = [report.rows[k] for k in subtree(report, report.rows.index(row))[1:]]
+        inner = [(_short(r.layer, row.layer), r.params) for r in inside if r.params]
         if inner:
-            steps.insert(0, total("params of its sub-layers", inner, note="counted in their own rows, not here"))
+            note = "counted in their own rows, not here"
+            parts = _composite_steps(row, inside, sum(n for _, n in inner))
+            if parts:
+                steps[:0] = [*parts[:-1], replace(parts[-1], label="params of its sub-layers", note=note)]
+            else:
+                steps.insert(0, total("params of its sub-layers", inner, note=note))
     return _section("params", "Parameters", steps, row.params)
+
+
+def _composite_steps(row: Row, inside: list[Row], expected: int) -> tuple[Step, ...]:
+    """The structural rule of a composite layer, given its sub-layers' attributes and parameters, if it fits."""
+    from nbcount.rules import PARAM_RULES, find_module_rule
+
+    rule = find_module_rule(PARAM_RULES, row.call)
+    if rule is None:
+        return ()
+    attrs = row.call.attrs + tuple((f"{_short(r.layer, row.layer)}.{k}", v) for r in inside for k, v in r.call.attrs)
+    params = row.call.params_new + tuple(p for r in inside for p in r.call.params_new)
+    try:
+        steps = rule(replace(row.call, attrs=attrs, params_new=params))
+    except Exception:  # a subclass built differently: the named sum says it instead
+        return ()
+    return steps if steps and steps[-1].value == expected else ()
 
 
 def _short(name: str, prefix: str) -> str:
@@ -280,37 +306,56 @@ def rf_section(report: Report, row: Row, index: int) -> Section | None:
     return _section("rf", "Receptive field", steps, found.rf)
 
 
+def _bytes_steps(label: str, tensors: list[tuple[str, int, int, str]], none: str) -> list[Step]:
+    """One ``name bytes = numel·b`` step per tensor (name, numel, bytes, note), then their sum as `label`."""
+    steps = [step(f"{name} bytes", "numel*b", numel=numel, b=nbytes // max(numel, 1), note=note)
+             for name, numel, nbytes, note in tensors]
+    if len(steps) > 1:
+        return steps + [total(label, [(s.label, s.value) for s in steps])]
+    if steps:
+        return [replace(steps[0], label=label)]
+    return [given(label, 0, note=none)]
+
+
+def _short_name(name: str, path: str) -> str:
+    return _short(name, path) if path else name
+
+
 def memory_section(row: Row) -> Section:
-    """Bytes of the parameters first used here, of the buffers first seen here, and of the output tensors."""
-    steps: list[Step] = []
-    refs = row.call.params_new
-    for ref in refs:
-        itemsize = ref.nbytes // max(ref.numel, 1)
-        steps.append(step(f"{ref.name.rsplit('.', 1)[-1]} bytes", "numel*b", numel=ref.numel, b=itemsize))
-    if len(refs) > 1:
-        steps.append(total("param bytes", [(s.label, s.value) for s in steps[-len(refs):]]))
-    elif refs:
-        steps[-1] = Step("param bytes", steps[-1].formula, steps[-1].symbols, steps[-1].value)
-    else:
-        steps.append(given("param bytes", 0, note="no parameter first used at this call"))
-    steps.append(given("buffer bytes", row.call.buffer_bytes, note="buffers (running statistics, …) first seen here"))
+    """Bytes of the parameters first used here, of the buffers first seen here (each named), of the outputs."""
+    call = row.call
+    params = [(_short_name(r.name, call.path), r.numel, r.nbytes, "") for r in call.params_new]
+    steps = _bytes_steps("param bytes", params, "no parameter first used at this call")
+    buffers = [(_short_name(b.name, call.path), b.numel, b.nbytes, f"{b.dtype}, shape {fmt_shape(b.shape)}")
+               for b in call.buffers_new]
+    if len(buffers) > 1:
+        steps.append(total("buffers", [(name, numel) for name, numel, _, _ in buffers],
+                           note="elements: running statistics, masks, counters (not parameters: no gradient)"))
+    elif buffers:
+        steps.append(given("buffers", buffers[0][1], note=f"elements of {buffers[0][0]}"))
+    steps += _bytes_steps("buffer bytes", buffers, "no buffer first seen at this call")
     outs = []
-    for k, t in enumerate(row.call.out_tensors):
-        elements = numel_step(t.shape, f"output {k} elements" if len(row.call.out_tensors) > 1 else "output elements")
+    shape_labels = [st.label for st in shape_steps(call)[0]]
+    for k, t in enumerate(call.out_tensors):
+        names = shape_labels if len(call.out_tensors) == 1 and len(shape_labels) == len(t.shape) and \
+            len(set(shape_labels)) == len(t.shape) and all(n.isidentifier() for n in shape_labels) \
+            else dim_names_of(call, t, k)
+        elements = numel_step(t.shape, f"output {k} elements" if len(call.out_tensors) > 1 else "output elements",
+                              names)
         outs.append(step(elements.label.replace("elements", "bytes"), "n*b", n=elements.value, b=t.itemsize,
                          note=f"{t.dtype}"))
         steps += [elements, outs[-1]]
     if len(outs) > 1:
         steps.append(total("output bytes", [(s.label, s.value) for s in outs]))
     elif outs:
-        steps[-1] = Step("output bytes", outs[0].formula, outs[0].symbols, outs[0].value, None, outs[0].note)
+        steps[-1] = replace(outs[0], label="output bytes")
     else:
         steps.append(given("output bytes", 0))
-    value = {"param_bytes": sum(r.nbytes for r in refs), "buffer_bytes": row.call.buffer_bytes,
-             "output_bytes": row.output_bytes}
+    value = {"param_bytes": sum(r.nbytes for r in call.params_new), "buffers": sum(b.numel for b in call.buffers_new),
+             "buffer_bytes": call.buffer_bytes, "output_bytes": row.output_bytes}
     return _section("memory", "Memory", steps, value)
 
 
 def fmt_shape(shape: tuple[int, ...]) -> str:
-    """``(1, 128, 32, 32)`` with thousands separators."""
-    return "(" + ", ".join(fmt(d) for d in shape) + ")"
+    """``(1, 128, 32, 32)`` with thousands separators; ``(64,)``; ``()`` for a scalar."""
+    return "(" + ", ".join(fmt(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"

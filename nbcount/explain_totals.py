@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from nbcount.derive import Number, Step, given, total
 from nbcount.explain import Explanation, Section, _section, _short, row_label, subtree
 from nbcount.memory import torchsummary_steps
+from nbcount.rules.params import reuse_note
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,8 +24,7 @@ Part = tuple[str, Number]
 
 def totals(report: Report) -> Explanation:
     """Parameters, MACs, FLOPs under the report's convention and memory, each derived as a sum."""
-    root = report.rows[0] if report.rows else None
-    name = row_label(root) if root is not None else "(empty model)"
+    name = report.rows[0].call.module_type if report.rows else "(empty model)"
     sections = [params_total(report), sum_section(report, "macs", "MACs (total)", lambda r: r.macs,
                                                   report.total_macs)]
     convention = report.convention
@@ -53,10 +53,11 @@ def _stage_sums(report: Report, value: Callable[[Row], Number], label: str) -> t
         stage = row.layer + (f" (call {row.call.call_index})" if row.call.call_index else "")
         only = items[0][0] if items[0][0] != row.layer else ""
         steps.append(total(stage, items) if len(items) > 1 else given(stage, items[0][1], note=only))
-        parts.append((row.layer + (f"_call{row.call.call_index}" if row.call.call_index else ""), steps[-1].value))
+        parts.append((stage, steps[-1].value))
     if report.rows and value(report.rows[0]):
-        parts.insert(0, ("model's own", value(report.rows[0])))
-        steps.insert(0, given("model's own", value(report.rows[0]), note=f"{label} of the model's own ops"))
+        own = f"{report.rows[0].call.module_type}'s own ops"
+        parts.insert(0, (own, value(report.rows[0])))
+        steps.insert(0, given(own, value(report.rows[0]), note=f"{label} of the ops its forward runs itself"))
     return steps, parts
 
 
@@ -83,14 +84,16 @@ def params_total(report: Report) -> Section:
     steps.append(used)
     for r in report.rows:
         if r.call.params_shared:
-            n = sum(p.numel for p in r.call.params_shared)
-            steps.append(given(f"{row_label(r)}", 0, note=f"reuses {n:,} parameters counted at their first use"))
-    registered = {p.name: p.numel for p in report.trace.registered_params}
+            steps.append(given(row_label(r), 0, note=reuse_note(r.call.params_shared)))
+    touched = {p.name for r in report.rows for p in r.call.params_new}
+    untouched = {p.name: p.numel for p in report.trace.registered_params if p.name not in touched}
     pieces: list[Part] = [("used", used.value)]
     for name in report.trace.unused_modules:
-        n = sum(v for k, v in registered.items() if k.startswith(name + "."))
-        steps.append(given(f"{name} (never called)", n, note="registered but not used by the forward pass"))
-        pieces.append((f"unused {name}", n))
+        n = sum(v for k, v in untouched.items() if k.startswith(name + "."))
+        note = "registered but not used by the forward pass" if n else "its parameters are used by another layer"
+        steps.append(given(f"{name} (never called)", n, note=note))
+        if n:
+            pieces.append((f"unused {name}", n))
     other = report.total_params - sum(v for _, v in pieces)
     if other:
         steps.append(given("other parameters never used", other, note="registered, never touched by the forward"))

@@ -9,8 +9,8 @@ import pandas as pd
 if TYPE_CHECKING:
     from nbcount.report import Report, Row
 
-COLUMNS = ("layer", "call", "type", "depth", "input_shape", "output_shape", "params", "shared", "macs", "flops",
-           "param_bytes", "buffer_bytes", "output_bytes", "rf", "jump", "start", "uncounted")
+COLUMNS = ("layer", "call", "type", "depth", "input_shape", "output_shape", "params", "shared", "buffers", "macs",
+           "flops", "param_bytes", "buffer_bytes", "output_bytes", "rf", "jump", "start", "uncounted")
 
 
 def _shapes(tensors: Any) -> Any:
@@ -26,6 +26,7 @@ def _record(report: Report, row: Row, field: Any) -> dict[str, Any]:
         "layer": call.path, "call": call.call_index, "type": call.module_type, "depth": call.depth,
         "input_shape": _shapes(call.in_tensors), "output_shape": _shapes(call.out_tensors),
         "params": row.params, "shared": sum(p.numel for p in call.params_shared) > 0 or call.call_index > 0,
+        "buffers": sum(b.numel for b in call.buffers_new),
         "macs": row.macs, "flops": report.convention.row_value(row),
         "param_bytes": sum(p.nbytes for p in call.params_new), "buffer_bytes": call.buffer_bytes,
         "output_bytes": row.output_bytes, "rf": field.rf if field else None, "jump": field.jump if field else None,

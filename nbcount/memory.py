@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from nbcount.derive import Step, given, step
+from nbcount.derive import Step, given, step, total
 from nbcount.types import TensorMeta
 
 if TYPE_CHECKING:
@@ -42,8 +42,9 @@ def torchsummary_steps(report: Report) -> tuple[Step, ...]:
              note="2×: the outputs and their gradients"),
         step("params (MB)", "P*b/MB", P=report.total_params, b=FLOAT32_BYTES, MB=MB),
     ]
-    steps.append(step("estimated total (MB)", "input + fwd_bwd + params", input=steps[1].value,
-                      fwd_bwd=steps[3].value, params=steps[4].value))
+    steps.append(total("estimated total (MB)", [("input (MB)", steps[1].value),
+                                                 ("forward/backward pass (MB)", steps[3].value),
+                                                 ("params (MB)", steps[4].value)]))
     return tuple(steps)
 
 

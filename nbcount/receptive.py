@@ -230,15 +230,15 @@ def _window_steps(w: Window, a: int, src: Axis, out: Axis) -> list[Step]:
         return steps if steps[-1].value == out.size and steps[0].value == as_number(out.jump) else []
     if out.period != 1:
         return []
-    steps = []
-    if out.naive != out.size:
-        steps.append(step("r_own", "r_prev + (K - 1)*d*s", r_prev=src.naive, K=k, d=d, s=s,
-                          note="with the layer's own stride s instead of the jump j_in (the product of all earlier "
-                               "strides): a classic mistake (seed 003), not the receptive field"))
-    steps += [step("start", "c_in + ((K - 1)*d/2 - p)*j_in", c_in=c_in, K=k, d=d, p=p, j_in=j_in,
-                   note="centre of the first output unit's field"),
-              step("j", "j_in*s", j_in=j_in, s=s),
-              step("r", "r_in + (K - 1)*d*j_in", r_in=src.size, K=k, d=d, j_in=j_in)]
+    mistake = ""
+    if out.naive != out.size:  # the answer first; the seed-003 recurrence after it, labelled as the mistake
+        wrong = src.naive + (k - 1) * d * s
+        mistake = (f"the classic mistake (seed 003) uses the layer's own stride s instead of the jump j_in: "
+                   f"r_prev + (K - 1)·d·s = {src.naive:,} + ({k} - 1)·{d}·{s} = {wrong:,}, not the receptive field")
+    steps = [step("start", "c_in + ((K - 1)*d/2 - p)*j_in", c_in=c_in, K=k, d=d, p=p, j_in=j_in,
+                  note="centre of the first output unit's field"),
+             step("j", "j_in*s", j_in=j_in, s=s),
+             step("r", "r_in + (K - 1)*d*j_in", r_in=src.size, K=k, d=d, j_in=j_in, note=mistake)]
     ok = steps[-1].value == out.size and steps[-2].value == as_number(out.jump) and \
         steps[-3].value == as_number(out.start)
     return steps if ok else []

@@ -83,6 +83,17 @@ class ParamRef:
 
 
 @dataclass(frozen=True)
+class BufferRef:
+    """A buffer (running statistics, a mask, a step counter) as the table attributes it."""
+
+    name: str
+    shape: Shape
+    dtype: str
+    numel: int
+    nbytes: int
+
+
+@dataclass(frozen=True)
 class LayerCall:
     """One module call: one row of the table; identity is `path` + `call_index`."""
 
@@ -101,6 +112,7 @@ class LayerCall:
     ops: tuple[OpEvent, ...]
     is_leaf: bool
     op_span: tuple[int, int] = (0, 0)  # global op positions [at enter, at leave) of this call
+    buffers_new: tuple[BufferRef, ...] = ()  # buffers first seen at this call (buffer_bytes is their sum)
 
     def attr(self, name: str, default: Any = None) -> Any:
         """A hyper-parameter of the module (kernel_size, stride, ...), or `default`."""

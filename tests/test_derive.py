@@ -182,7 +182,7 @@ def test_seed004_sharing_and_unused() -> None:
     assert _count("two_convs").derive()["params"].value == 2 * 3 * 3 == 18
     shared = _count("shared_conv")
     second = shared.derive("conv1", 1)["params"].steps[-1]
-    assert second.value == 0 and "reuses 9 parameters" in second.note
+    assert second.value == 0 and "reuses conv1.weight (9 parameters)" in second.note  # 3·3, no bias
     assert shared.derive()["params"].steps[-1].value == 3 * 3 == 9
     unused = _count("unused_conv").derive()["params"]
     steps = {s.label: s.value for s in unused.steps}

@@ -180,7 +180,8 @@ def test_alexnet_receptive_field_seed003() -> None:
         assert table.loc[layer, "rf"] == r and table.loc[layer, "jump"] == j
         derivation = report.derive(layer)["rf"]
         assert derivation.value == r and derivation.steps[-1].value == r
-        assert [s.value for s in derivation.steps if s.label == "r_own"] == [own]
+        last = derivation.steps[-1]  # the answer first, then the seed-003 mistake named after it
+        assert last.label == "r" and f"= {own:,}, not the receptive field" in last.note and "classic mistake" in last.note
     assert [table.loc[layer, "rf"] for layer, _, _ in ALEXNET] == [11, 19, 51, 67, 99, 131, 163, 195]
     # The article's chain multiplies by the layer's own stride (and by 2 at conv2): 41, 45, 53, …, 67.
     article = [1 + 10 * 4, 3 - 1, 5 - 1, 3 - 1, 3 - 1, 3 - 1, 3 - 1, 3 - 1]
@@ -190,7 +191,8 @@ def test_alexnet_receptive_field_seed003() -> None:
         chain.append(chain[-1] + extra * factor)
     assert chain[-1] == 67 != table.loc["features.12", "rf"]
     text = report.derive("features.12")["rf"].derivation.to_text()
-    assert "r_in + (K - 1)·d·j_in = 163 + (3 - 1)·1·16 = 195" in text and "own stride" in text and "r_own" in text
+    answer = text.index("r_in + (K - 1)·d·j_in = 163 + (3 - 1)·1·16 = 195")
+    assert answer < text.index("classic mistake") < text.index("own stride") < text.index("= 63, not the receptive")
     assert table.loc["classifier.6", "rf"] == 227  # a linear layer sees the whole input
 
 

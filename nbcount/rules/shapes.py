@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from torch import nn
 
 from nbcount.derive import Step, given, step
 from nbcount.rules import qualname
-from nbcount.types import LayerCall
+from nbcount.types import LayerCall, TensorMeta
 
 ShapeRule = Callable[[LayerCall], tuple[Step, ...]]
 SHAPE_RULES: dict[str, ShapeRule] = {}
@@ -45,7 +46,7 @@ def find_shape_rule(call: LayerCall) -> ShapeRule | None:
 
 
 def dim_names(ndim: int) -> tuple[str, ...]:
-    """N, C, then the spatial axes (D, H, W) or L; N, F for 2-D; d0… otherwise."""
+    """Image layout: N, C, then the spatial axes (D, H, W) or L; N, F for 2-D; d0… otherwise."""
     if ndim == 2:
         return ("N", "F")
     if 3 <= ndim <= 5:
@@ -53,12 +54,39 @@ def dim_names(ndim: int) -> tuple[str, ...]:
     return tuple(f"d{i}" for i in range(ndim))
 
 
+# modules whose 3-D tensors are (N, C, L): channels first; any other 3-D tensor is a sequence (N, L, E)
+_CHANNELS_FIRST = tuple(qualname(c) for c in (
+    nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd, nn.modules.batchnorm._NormBase,
+    nn.GroupNorm, nn.Upsample, nn.modules.dropout._DropoutNd, nn.PixelShuffle, nn.LocalResponseNorm))
+
+
+_ATTENTION_AXES = {"B": "batch (every leading dimension)", "H": "heads", "E_h": "query/key width per head"}
+
+
+def dim_names_of(call: LayerCall, tensor: TensorMeta, index: int = 0) -> tuple[str, ...]:
+    """The axis names of one of the call's tensors by its layout: (N, C, H, W) for images, (N, L, E) for a
+    sequence ((L, N, E) where batch_first=False), (N, L, S) for attention weights, d0… where unknown."""
+    ndim = len(tensor.shape)
+    if ndim == 4 and any("scaled_dot_product" in op.op for op in call.ops) and not call.params_new:
+        return ("B", "H", "L", "E_h")  # q, k, v and the output of a bare attention call
+    if index > 0:
+        if "torch.nn.modules.activation.MultiheadAttention" in call.classes and ndim == 3:
+            return ("N", "L", "S")
+        return tuple(f"d{i}" for i in range(ndim))
+    if ndim != 3 or any(c in _CHANNELS_FIRST for c in call.classes):
+        return dim_names(ndim)
+    return ("L", "N", "E") if call.attr("batch_first") is False else ("N", "L", "E")
+
+
 def observed(call: LayerCall, note: str = "observed in the forward pass") -> tuple[Step, ...]:
     """Any module: the sizes the forward pass produced."""
     steps = []
     for k, t in enumerate(call.out_tensors):
         prefix = f"output {k} " if len(call.out_tensors) > 1 else ""
-        steps += [given(f"{prefix}{name}", size, note=note) for name, size in zip(dim_names(len(t.shape)), t.shape)]
+        names = dim_names_of(call, t, k)
+        where = tuple((n, _ATTENTION_AXES[n]) for n in names if n in _ATTENTION_AXES) if names[:2] == ("B", "H") else ()
+        steps += [replace(given(f"{prefix}{name}", size, note=note), where=where) for name, size in zip(names, t.shape)]
     return tuple(steps)
 
 
@@ -160,20 +188,32 @@ def adaptive_pool_shape(call: LayerCall) -> tuple[Step, ...]:
     return tuple(steps)
 
 
-@shape_rule(nn.Linear, nn.Bilinear, nn.LazyLinear)
+@shape_rule(nn.Linear, nn.LazyLinear)
 def linear_shape(call: LayerCall) -> tuple[Step, ...]:
-    """(*, N_in) → (*, N_out): every leading dimension is kept."""
+    """(*, F_in) → (*, F_out): every leading dimension is kept."""
+    names = dim_names_of(call, call.out_tensors[0])
     x = call.in_tensors[0]
-    steps = [given(name, size, note="kept") for name, size in zip(dim_names(len(x.shape))[:-1], x.shape[:-1])]
-    return tuple(steps + [step("N_out", "N_out", N_out=call.attr("out_features"))])
+    steps = [given(name, size, note="kept") for name, size in zip(names[:-1], x.shape[:-1])]
+    return tuple(steps + [step("F_out", "F_out", F_out=call.attr("out_features"))])
+
+
+@shape_rule(nn.Bilinear)
+def bilinear_shape(call: LayerCall) -> tuple[Step, ...]:
+    """(*, I_1), (*, I_2) → (*, O): every leading dimension is kept."""
+    names = dim_names_of(call, call.out_tensors[0])
+    x = call.in_tensors[0]
+    steps = [given(name, size, note="kept") for name, size in zip(names[:-1], x.shape[:-1])]
+    return tuple(steps + [step("O", "O", O=call.attr("out_features"))])
 
 
 @shape_rule(nn.Embedding)
 def embedding_shape(call: LayerCall) -> tuple[Step, ...]:
-    """(*) token ids → (*, D): one D-vector per id."""
+    """(N, L) token ids → (N, L, E): one E-vector per id."""
     x = call.in_tensors[0]
-    steps = [given(f"d{i}", size, note="as the ids") for i, size in enumerate(x.shape)]
-    return tuple(steps + [step("D", "D", D=call.attr("embedding_dim"))])
+    names = ("N", "L") if len(x.shape) == 2 else ("L",) if len(x.shape) == 1 else tuple(f"d{i}" for i in
+                                                                                         range(len(x.shape)))
+    steps = [given(name, size, note="as the ids") for name, size in zip(names, x.shape)]
+    return tuple(steps + [step("E", "E", E=call.attr("embedding_dim"))])
 
 
 @shape_rule(nn.Flatten)
@@ -204,16 +244,16 @@ def upsample_shape(call: LayerCall) -> tuple[Step, ...]:
 
 @shape_rule(nn.PixelShuffle)
 def pixel_shuffle_shape(call: LayerCall) -> tuple[Step, ...]:
-    """(N, C·r², H, W) → (N, C, H·r, W·r)."""
+    """(N, C·u², H, W) → (N, C, H·u, W·u) with u the upscale factor."""
     x = call.in_tensors[0]
     r = call.attr("upscale_factor")
-    return (given("N", x.shape[0]), step("C_out", "C_in/r**2", C_in=x.shape[-3], r=r),
-            step("H_out", "H_in*r", H_in=x.shape[-2], r=r), step("W_out", "W_in*r", W_in=x.shape[-1], r=r))
+    return (given("N", x.shape[0]), step("C_out", "C_in/u**2", C_in=x.shape[-3], u=r),
+            step("H_out", "H_in*u", H_in=x.shape[-2], u=r), step("W_out", "W_in*u", W_in=x.shape[-1], u=r))
 
 
 def same_shape(call: LayerCall) -> tuple[Step, ...]:
-    """Elementwise layers (activations, normalisation, dropout): output shape = input shape."""
-    return observed(call, note="same as the input: an elementwise layer")
+    """Output shape = input shape (activations, normalisation, dropout, residual blocks, self-attention)."""
+    return observed(call, note="same as the input")
 
 
 def shape_steps(call: LayerCall) -> tuple[tuple[Step, ...], bool]:
@@ -235,8 +275,10 @@ def shape_steps(call: LayerCall) -> tuple[tuple[Step, ...], bool]:
     return observed(call), False
 
 
-def numel_step(shape: Sequence[int], label: str = "elements") -> Step:
-    """∏ of a shape's dims, as a step."""
-    names = dim_names(len(shape))
+def numel_step(shape: Sequence[int], label: str = "elements", names: Sequence[str] | None = None) -> Step:
+    """∏ of a shape's dims, as a step (axes named by `names`, else by the image layout)."""
+    names = names or dim_names(len(shape))
     symbols: dict[str, Any] = {n: s for n, s in zip(names, shape)} or {"one": 1}
-    return step(label, "*".join(symbols), **symbols) if len(symbols) > 1 else given(label, math.prod(shape))
+    where = {n: _ATTENTION_AXES[n] for n in names if n in _ATTENTION_AXES} if tuple(names[:2]) == ("B", "H") else {}
+    return step(label, "*".join(symbols), where=where, **symbols) if len(symbols) > 1 else \
+        given(label, math.prod(shape))
