@@ -5,10 +5,11 @@ from __future__ import annotations
 from nbcount.conventions import Convention, conventions
 from nbcount.count import CountError, count
 from nbcount.derive import Derivation, Step
+from nbcount.diff import ReportDiff, diff
 from nbcount.extension import load_ipython_extension
 from nbcount.inputs import InputError
 from nbcount.report import Report, Row
 
-__all__ = ["Convention", "CountError", "Derivation", "InputError", "Report", "Row", "Step", "conventions", "count",
-           "load_ipython_extension"]
+__all__ = ["Convention", "CountError", "Derivation", "InputError", "Report", "ReportDiff", "Row", "Step", "conventions",
+           "count", "diff", "load_ipython_extension"]
 __version__ = "0.1.0"

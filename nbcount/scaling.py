@@ -18,6 +18,7 @@ from nbcount.derive import Derivation, Step, fmt, given, step
 
 if TYPE_CHECKING:
     from nbcount.report import Report
+    from nbcount.types import TensorMeta
 
 _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -119,9 +120,12 @@ class ScalingFit:
         symbols: dict[str, Any] = {f"c_{p}": int(self.coefficients[p] * q) for p in powers}
         if q > 1:
             symbols["q"] = q
+        where = {v: self.description, **{f"c_{p}": f"the exact coefficient of {v}^{p}" for p in powers}}
+        if q > 1:
+            where["q"] = "the coefficients' common denominator"
         steps: list[Step] = []
         for x, counted in zip(self.sizes, self.counts):
-            s = step(f"{self.unit}({v}={x:,})", formula, **{**symbols, v: x})
+            s = step(f"{self.unit}({v}={x:,})", formula, where=where, **{**symbols, v: x})
             steps.append(replace(s, note="counted: the same" if s.value == counted else f"counted {counted:,}"))
         cross = self.crossover()
         if cross is not None and self.degree >= 2:
@@ -156,13 +160,56 @@ class ScalingFit:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return self.derivation._repr_mimebundle_(include, exclude)
 
+    def __str__(self) -> str:
+        return self.derivation.to_text()
 
-def _default_axis(shape: tuple[int, ...], integer: bool) -> tuple[tuple[int, ...], str, str]:
-    if integer or len(shape) == 3:
-        return (len(shape) - 1 if integer else 1,), "L", "sequence length"
-    if len(shape) >= 4:
-        return tuple(range(2, len(shape))), "R", "resolution (every spatial axis)"
-    return (len(shape) - 1,), "n", f"size of axis {len(shape) - 1}"
+
+_DESCRIPTIONS = {"L": "sequence length", "R": "resolution (every spatial axis)", "S": "key/value length",
+                 "N": "batch", "H": "height", "W": "width", "D": "depth", "E": "embedding width", "C": "channels"}
+
+
+def _axis_names(report: Report, index: int, t: TensorMeta) -> tuple[str, ...]:
+    """The input's axes by its layout as the model's own call sees it: (N, L) ids, (N, L, E) or (L, N, E), (N, C, H, W)."""
+    from nbcount.rules.shapes import dim_names_of
+
+    if not t.dtype.startswith(("float", "bfloat", "complex")):
+        return ("N", "L") if len(t.shape) == 2 else ("L",) if len(t.shape) == 1 else dim_names_of(report.rows[0].call, t)
+    return dim_names_of(report.rows[0].call, t, 0) if report.rows else tuple(f"d{k}" for k in range(len(t.shape)))
+
+
+def _spatial(names: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(k for k, n in enumerate(names) if n in ("D", "H", "W")) if "C" in names else ()
+
+
+def varied_axes(report: Report, axis: Any = None) -> tuple[dict[int, tuple[int, ...]], str, str]:
+    """Which axes of which inputs vary together: the named axis (``"L"``, ``"R"`` = every spatial axis) or a
+    position of the first input, in every input that has it at the same size (q, k, v of self-attention)."""
+    inputs = report.trace.input_tensors
+    names = [_axis_names(report, k, t) for k, t in enumerate(inputs)]
+    if axis is None:
+        spatial = _spatial(names[0])
+        axis = "R" if len(spatial) > 1 else "L" if "L" in names[0] else len(inputs[0].shape) - 1
+    if isinstance(axis, str):
+        wanted = {"R": ("D", "H", "W")}.get(axis, (axis,))
+        first = [k for k, n in enumerate(names[0]) if n in wanted]
+        if not first:
+            raise ValueError(f"the first input {inputs[0].shape} has no axis {axis!r}: its axes are "
+                             f"{', '.join(names[0])} (give axis= one of them, 'R' for every spatial axis, or a position)")
+        size = inputs[0].shape[first[0]]
+        chosen = {k: tuple(a for a, n in enumerate(names[k]) if n in wanted and t.shape[a] == size)
+                  for k, t in enumerate(inputs)}
+        variable, description = axis, _DESCRIPTIONS.get(axis, f"axis {axis}")
+    else:
+        positions = (axis,) if isinstance(axis, int) else tuple(axis)
+        size = inputs[0].shape[positions[0]]
+        chosen = {0: positions}
+        chosen.update({k: tuple(a for a in positions if a < len(t.shape) and t.shape[a] == size and
+                                len(t.shape) == len(inputs[0].shape)) for k, t in enumerate(inputs) if k})
+        variable, description = "n", f"size of axis {', '.join(map(str, positions))}"
+    chosen = {k: v for k, v in chosen.items() if v}
+    if len(chosen) > 1:
+        description += f" of inputs {', '.join(str(k) for k in chosen)} together"
+    return chosen, variable, description
 
 
 def _default_sizes(base: int, spatial: bool) -> list[int]:
@@ -170,26 +217,28 @@ def _default_sizes(base: int, spatial: bool) -> list[int]:
     while spatial and unit < 32 and base % (unit * 2) == 0:
         unit *= 2
     sizes = sorted({max(unit, (base * k // 6) // unit * unit) for k in range(1, 7)})
-    return sizes if len(sizes) >= 4 else list(range(max(1, base - 5), base + 1))
+    return sizes if len(sizes) >= 4 else list(range(max(1, base - 5), max(base, 6) + 1))
 
 
 def scaling(report: Report, sizes: Any = None, axis: Any = None, convention: str | None = None) -> ScalingFit:
-    """Count the same model at several sizes of one input axis and fit the exact polynomial."""
+    """Count the same model at several sizes of one axis (every input that has it) and fit the exact polynomial.
+
+    axis: a name of the input's layout (``"L"``, ``"H"``, ``"R"`` for every spatial axis) or a position of the
+    first input; by default L for sequences and R for images.
+    """
     if report.count_at is None or not report.trace.input_tensors:
         raise ValueError("scaling needs a report made by nbcount.count() from input tensors")
-    first = report.trace.input_tensors[0]
     dtypes = [getattr(torch, t.dtype) for t in report.trace.input_tensors]
-    integer = not dtypes[0].is_floating_point
-    axes, variable, description = _default_axis(first.shape, integer)
-    if axis is not None:
-        axes = (axis,) if isinstance(axis, int) else tuple(axis)
-        variable, description = "n", f"size of axis {', '.join(map(str, axes))}"
-    sizes = sorted(set(sizes)) if sizes is not None else _default_sizes(first.shape[axes[0]], len(axes) > 1)
+    chosen, variable, description = varied_axes(report, axis)
+    first = report.trace.input_tensors[0]
+    base = first.shape[chosen[0][0]]
+    sizes = sorted(set(sizes)) if sizes is not None else _default_sizes(base, len(chosen[0]) > 1)
     counts = []
     for size in sizes:
         shapes = [list(t.shape) for t in report.trace.input_tensors]
-        for a in axes:
-            shapes[0][a] = size
+        for k, axes in chosen.items():
+            for a in axes:
+                shapes[k][a] = size
         counted = report.count_at([tuple(s) for s in shapes], dtype=dtypes)
         counts.append(_quantity(counted, convention))
     coefficients = fit_polynomial(sizes, counts)
