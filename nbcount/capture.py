@@ -226,7 +226,8 @@ class _Recorder:
             if b is not None and id(b) not in self.seen_buffers:
                 self.seen_buffers.add(id(b))
                 buffers.append(BufferRef(f"{path}.{name}" if path else name, tuple(b.shape),
-                                         str(b.dtype).removeprefix("torch."), b.numel(), b.numel() * b.element_size()))
+                                         str(b.dtype).removeprefix("torch."), b.numel(), b.numel() * b.element_size(),
+                                         name not in module._non_persistent_buffers_set))
         parent = self.stack[-1] if self.stack else None
         inputs = tuple(self.tensors_in(args)) + tuple(self.tensors_in(kwargs))
         self.frames.append(_Frame(module, path, index, len(self.stack), parent, inputs, new, shared, buffers,
@@ -403,7 +404,19 @@ def _trace(model: nn.Module, recorder: _Recorder, execution: str, inputs: tuple[
                                      bool(p.requires_grad))
     called = {c.path for c in calls}
     return Trace(tuple(calls), tuple(registered.values()), _unused_modules(model, called), inputs, outputs,
-                 recorder.peak_bytes, execution, notes)
+                 recorder.peak_bytes, execution, notes, registered_buffers(model))
+
+
+def registered_buffers(model: nn.Module) -> tuple[BufferRef, ...]:
+    """Every buffer of the model once, by its first dotted name, with whether the state_dict saves it."""
+    found: dict[int, BufferRef] = {}
+    for prefix, module in model.named_modules():
+        for name, b in module._buffers.items():
+            if b is not None and id(b) not in found:
+                found[id(b)] = BufferRef(f"{prefix}.{name}" if prefix else name, tuple(b.shape),
+                                         str(b.dtype).removeprefix("torch."), b.numel(), b.numel() * b.element_size(),
+                                         name not in module._non_persistent_buffers_set)
+    return tuple(found.values())
 
 
 def run(model: nn.Module, make_inputs: Callable[[], tuple[tuple[Any, ...], dict[str, Any]]],

@@ -153,6 +153,12 @@ class Report:
 
         return kv_cache_bytes(self, seq_len, batch, dtype, **overrides)
 
+    def checkpoint_bytes(self, dtype: Any = None) -> Any:
+        """Bytes of the saved state_dict (parameters once, persistent buffers), at their dtypes or cast to `dtype`."""
+        from nbcount.checkpoint import checkpoint_bytes
+
+        return checkpoint_bytes(self, dtype)
+
     def scaling(self, sizes: Any = None, axis: Any = None, convention: str | None = None) -> Any:
         """Count at several input sizes and fit the exact polynomial of the count in the size."""
         from nbcount.scaling import scaling

@@ -91,6 +91,7 @@ class BufferRef:
     dtype: str
     numel: int
     nbytes: int
+    persistent: bool = True  # saved in the state_dict (register_buffer(..., persistent=False): not)
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ class Trace:
     peak_activation_bytes: int
     execution: str  # "meta", "fake" or "real": how the forward pass ran
     notes: tuple[str, ...] = ()
+    registered_buffers: tuple[BufferRef, ...] = ()  # every buffer of the model, each tensor once
 
 
 @dataclass(frozen=True)

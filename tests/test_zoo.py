@@ -62,6 +62,7 @@ PUBLISHED_PARAMS: dict[str, int] = {
     "lenet": 61_610,
     "dcgan_discriminator": 11_038_081,
     "alexnet": ALEXNET_PARAMS,
+    "alexnet_torchvision": 61_100_840,  # torchvision's model docs (AlexNet_Weights.IMAGENET1K_V1.meta)
     "vgg16": 138_357_544,
     "unet": 7_765_442,
     "resnet18": 11_689_512,

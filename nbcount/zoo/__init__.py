@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from nbcount.zoo.cnn import alexnet, dcgan_discriminator, lenet, unet, vgg16
+from nbcount.zoo.cnn import alexnet, alexnet_torchvision, dcgan_discriminator, lenet, unet, vgg16
 from nbcount.zoo.llama import (
     LLAMA_PRESETS,
     Llama,
@@ -36,6 +36,7 @@ __all__ = [
     "Llama",
     "LlamaConfig",
     "alexnet",
+    "alexnet_torchvision",
     "dcgan_discriminator",
     "example_input",
     "example_input_size",
@@ -61,6 +62,7 @@ ZOO: dict[str, Callable[[], nn.Module]] = {
     "lenet": lenet,
     "dcgan_discriminator": dcgan_discriminator,
     "alexnet": alexnet,
+    "alexnet_torchvision": alexnet_torchvision,
     "vgg16": vgg16,
     "unet": unet,
     "resnet18": resnet18,
@@ -80,6 +82,7 @@ INPUT_SIZES: dict[str, tuple[int, ...]] = {
     "lenet": (1, 1, 28, 28),
     "dcgan_discriminator": (1, 3, 64, 64),
     "alexnet": (1, 3, 227, 227),
+    "alexnet_torchvision": (1, 3, 224, 224),
     "vgg16": (1, 3, 224, 224),
     "unet": (1, 1, 256, 256),
     "resnet18": (1, 3, 224, 224),

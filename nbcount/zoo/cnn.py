@@ -13,7 +13,9 @@ __all__ = [
     "DCGANDiscriminator",
     "LeNet",
     "UNet",
+    "AlexNetTorchvision",
     "alexnet",
+    "alexnet_torchvision",
     "dcgan_discriminator",
     "lenet",
     "unet",
@@ -123,6 +125,48 @@ class AlexNet(nn.Module):
 def alexnet(num_classes: int = 1000) -> AlexNet:
     """AlexNet of seed 003 (62,378,344 parameters, input 1x3x227x227)."""
     return AlexNet(num_classes)
+
+
+class AlexNetTorchvision(nn.Module):
+    """torchvision.models.alexnet's layout (64/192/384/256/256 filters, padding 2 on conv1, a 6x6 adaptive pool)."""
+
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, 11, stride=4, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 192, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(192, 384, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(256 * 6 * 6, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Linear(4096, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.avgpool(self.features(x))
+        x = torch.flatten(x, 1)
+        return self.classifier(x)
+
+
+def alexnet_torchvision(num_classes: int = 1000) -> AlexNetTorchvision:
+    """torchvision's AlexNet (61,100,840 parameters, input 1x3x224x224; 244,403,360 bytes of fp32 weights)."""
+    return AlexNetTorchvision(num_classes)
 
 
 # (output channels, number of 3x3 convs) per stage; each stage ends with a 2x2 max-pool.
