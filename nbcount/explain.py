@@ -46,6 +46,16 @@ class Section:
         """The steps of the derivation."""
         return self.derivation.steps
 
+    def step(self, label: str) -> Step:
+        """The last step labelled `label` (``section.step("buffers")``)."""
+        found = [s for s in self.steps if s.label == label]
+        if not found:
+            raise KeyError(f"no step {label!r}; steps: {', '.join(dict.fromkeys(s.label for s in self.steps))}")
+        return found[-1]
+
+    def __str__(self) -> str:
+        return self.derivation.to_text()
+
 
 @dataclass(frozen=True)
 class Explanation:

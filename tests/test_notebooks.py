@@ -8,6 +8,7 @@ each walkthrough exists to reproduce (from the seed documents, not from nbcount)
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -225,18 +226,30 @@ def check_llm_outputs(nb: Any) -> None:
 
 
 def check_drill_reveals_on_demand(nb: Any) -> None:
+    """≥ 20 questions, each a prompt, a text box, a Check button, a verdict and a folded derivation; the three
+    answered in the notebook (by clicking Check in the kernel) show their verdict and the derivation unfolded."""
     state = widget_state(nb)
-    folded = [m["state"] for m in state.values() if m["model_name"] == "AccordionModel"]
-    assert len(folded) >= 7
-    for accordion in folded:
-        assert accordion["selected_index"] is None
-        (math,) = (child(state, ref) for ref in accordion["children"])
-        assert math["model_name"] == "HTMLMathModel" and "\\begin{aligned}" in math["state"]["value"]
-    assert f"{128 * 64 * 9 + 128:,}".replace(",", "{,}") in json_text(folded, state)
-
-
-def json_text(folded: list[dict[str, Any]], state: dict[str, Any]) -> str:
-    return "\n".join(child(state, ref)["state"]["value"] for a in folded for ref in a["children"])
+    cards = [m["state"] for m in state.values() if "nbcount-drill" in m["state"].get("_dom_classes", ())]
+    assert len(cards) >= 20
+    opened, verdicts = 0, []
+    for card in cards:
+        prompt, row, feedback, reveal = (child(state, ref) for ref in card["children"])
+        assert prompt["model_name"] == "HTMLModel" and prompt["state"]["value"].startswith("<b>Q")
+        kinds = [child(state, ref)["model_name"] for ref in row["state"]["children"]]
+        assert kinds == ["TextModel", "ButtonModel"]
+        (math,) = (child(state, ref) for ref in reveal["state"]["children"])
+        assert math["model_name"] == "HTMLMathModel" and "\\(" in math["state"]["value"]
+        if reveal["state"]["selected_index"] is not None:  # answered: the verdict shown, the derivation open
+            opened += 1
+            verdicts.append(feedback["state"]["value"])
+        else:
+            assert feedback["state"]["value"] == ""
+    assert opened == 3 and any("✓ Right: 73,856" in v for v in verdicts)
+    assert any("✗ Not quite" in v and "FLOPs (2 per MAC)" in v for v in verdicts)
+    text = text_of(nb)
+    assert f"{len(cards)} questions, every answer key matches the hand calculation" in text
+    first = json.dumps([m["state"] for m in state.values() if m["model_name"] == "HTMLMathModel"])
+    assert f"{128 * 64 * 9 + 128:,}".replace(",", "{,}") in first  # Q1's derivation: C_out·C_in·K² + C_out
 
 
 CHECKS = {"quickstart": check_quickstart_outputs, "01_unet_parameters": check_unet_outputs,
