@@ -104,10 +104,33 @@ def conflicts(steps: Iterable[Step]) -> dict[str, set[str]]:
     return {k: v for k, v in seen.items() if len(v) > 1}
 
 
+_AXIS_WORDS = ("depth", "height", "width")
+
+
+def _grouped(pairs: Iterable[tuple[str, str]]) -> list[tuple[list[str], str, list[str]]]:
+    """Per-axis symbols together: (K_h, K_w) = kernel size along the (height, width)."""
+    groups: list[tuple[list[str], str, list[str]]] = []
+    index: dict[str, int] = {}
+    for symbol, text in pairs:
+        head, _, last = text.rpartition(" ")
+        if head and last in _AXIS_WORDS and head in index:
+            symbols, _, axes = groups[index[head]]
+            symbols.append(symbol)
+            axes.append(last)
+            continue
+        if head and last in _AXIS_WORDS:
+            index[head] = len(groups)
+            groups.append(([symbol], head, [last]))
+        else:
+            groups.append(([symbol], text, []))
+    return groups
+
+
 def where_text(pairs: Iterable[tuple[str, str]]) -> str:
-    """``where N = batch, C_in = input channels``, or '' when nothing needs saying."""
-    items = [f"{symbol} = {text}" for symbol, text in pairs]
-    return "where " + ", ".join(items) if items else ""
+    """``where N = batch, C_in = input channels, K_h, K_w = kernel size along the height, width``, or ''."""
+    items = [f"{', '.join(symbols)} = {text}" + (f" {', '.join(axes)}" if axes else "")
+             for symbols, text, axes in _grouped(pairs)]
+    return "where " + "; ".join(items) if items else ""
 
 
 def where_lines(pairs: Iterable[tuple[str, str]], indent: str) -> list[str]:

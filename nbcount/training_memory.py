@@ -57,6 +57,9 @@ class MemoryBreakdown(dict):  # type: ignore[type-arg]
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return self.derivation._repr_mimebundle_(include, exclude)
 
+    def __str__(self) -> str:
+        return self.derivation.to_text()
+
 
 def _activation_steps(report: Report, precision: Precision) -> tuple[list[Step], int | None]:
     from nbcount.training import TrainingTrace
@@ -111,7 +114,7 @@ def training_memory(report: Report, optimizer: str = "adam", precision: str = "m
             per_device[key] = int(steps[-1].value)
     if activations is not None:
         per_device["activations"] = activations
-    steps.append(total("total per device", per_device.items(),
+    steps.append(total("total per device", [(k.replace("_", " "), v) for k, v in per_device.items()],
                        note=f"ZeRO stage {zero_stage} over {shards} devices" if shards > 1 else "one device"))
     result = MemoryBreakdown(per_device)
     result.update({"activations": activations, "total": int(steps[-1].value), "bytes_per_param": per_param})

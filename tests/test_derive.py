@@ -254,6 +254,27 @@ def test_names_are_escaped() -> None:
 # --- golden files ---------------------------------------------------------------------------------------
 
 def _golden_cases() -> dict[str, Any]:
+    """Reviewed against hand arithmetic (each file's numbers, and where they come from):
+
+    dcgan_conv1: seed 001, Conv2d(3, 128, 4, s=2, p=1) on 64²: 128·(3·4·4) + 128 = 6,272; ⌊(64 + 2 − 3 − 1)/2⌋ + 1
+        = 32; MACs 128·32·32·48 = 6,291,456, bias 131,072; r = 1 + 3·1 = 4 (the seed's mistake 1 + 3·2 = 7 after).
+    alexnet_last_pool: seed 003, MaxPool(3, 2) on 13²: ⌊(13 − 3)/2⌋ + 1 = 6; 256·6·6 = 9,216 outputs ·8
+        comparisons = 73,728; r = 163 + 2·16 = 195, j = 16·2 = 32 (the article's 59 + 2·2 = 63 after it).
+    nonsquare_conv: Conv2d(3, 8, (3, 5), s=(1, 2), p=(1, 2)) on 17×20: H 17, W ⌊(20 + 4 − 4 − 1)/2⌋ + 1 = 10;
+        params 8·3·15 + 8 = 368; r_H = 3, r_W = 5.
+    lenet_paddle_totals: seed 002, 61,610 parameters: features.0 6·1·3·3 + 6 = 60, features.3 16·6·5·5 + 16 =
+        2,416, fc 400·120 + 120 = 48,120, 120·84 + 84 = 10,164, 84·10 + 10 = 850; paddle.flops' 347,560.
+    unet_totals: seed 000, stage sums 9·C_in·C + C + 9·C·C + C + 4·C (BN) with C = 32…512, up-convs
+        2·C·C·4 + C: 7,765,442; MACs per stage e.g. downs.0 = 32²·(9·1·32) + 32²·(9·32·32) = 9,732,096.
+    unused_conv_totals: seed 004, conv1 9 used + conv2 9 never called = 18 (3·3 kernels, no bias).
+    unet_up_conv: ups.3.conv.conv.3 = Conv2d(32, 32, 3, p=1) on 32²: 32·32·9 + 32 = 9,248 params, MACs
+        32·32·32·(32·9) = 9,437,184.
+    lstm_bidirectional: LSTM(10, 20, 2 layers, bidirectional): 2·(4·20·10 + 4·20·20 + 2·4·20) = 5,120, layer 1
+        reads I = 2·20 = 40: 2·(4·20·40 + 4·20·20 + 2·4·20) = 9,920; 15,040.
+    mha_params: MultiheadAttention(512, 8): 3·512·512 + 3·512 = 787,968 + 512·512 + 512 = 262,656 = 1,050,624.
+    batchnorm_memory: BatchNorm2d(64) on 1×64×8×8: γ, β 64·4 bytes each = 512; buffers 64 + 64 + 1 = 129
+        elements, 256 + 256 + 8 (int64) = 520 bytes; output 1·64·8·8 = 4,096 elements = 16,384 bytes.
+    """
     return {
         "dcgan_conv1": lambda: _count("dcgan_discriminator").derive("conv1"),
         "alexnet_last_pool": lambda: _count("alexnet").derive("features.12"),
@@ -262,6 +283,12 @@ def _golden_cases() -> dict[str, Any]:
         "unet_totals": lambda: _sections(nbcount.count(zoo.unet(), (1, 1, 32, 32)).derive(), "params", "macs"),
         "unused_conv_totals": lambda: _sections(_count("unused_conv").derive(), "params"),
         "unet_up_conv": lambda: nbcount.count(zoo.unet(), (1, 1, 32, 32)).derive("ups.3.conv.conv.3"),
+        "lstm_bidirectional": lambda: _sections(nbcount.count(nn.LSTM(10, 20, 2, bidirectional=True),
+                                                              (5, 3, 10)).derive(""), "params"),
+        "mha_params": lambda: _sections(nbcount.count(nn.MultiheadAttention(512, 8, batch_first=True),
+                                                      inputs=(torch.zeros(1, 4, 512),) * 3).derive(""), "params"),
+        "batchnorm_memory": lambda: _sections(nbcount.count(nn.BatchNorm2d(64), (1, 64, 8, 8)).derive(""),
+                                              "params", "memory"),
     }
 
 

@@ -181,7 +181,7 @@ def test_sequence_and_attention_layouts() -> None:
     labels = [s.label for s in linear["shape"].steps]
     assert labels == ["N", "L", "F_out"]
     text = linear.to_text()
-    assert "where F_in = in_features, F_out = out_features, N = batch, L = sequence length" in text
+    assert "where F_in = in_features; F_out = out_features; N = batch; L = sequence length" in text
     assert "M = rows of the product" in text and "C = " not in text
 
     class Attend(nn.Module):
