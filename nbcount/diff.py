@@ -10,7 +10,7 @@ the equivalence or the factor between them explained. Every view is a function o
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,7 @@ class Table:
                             index=pd.Index([item for item, _ in self.rows], name=self.title))
 
 
-def side_by_side(title: str, names: tuple[str, str], lines: list[tuple[str, Number, Number]]) -> Table:
+def side_by_side(title: str, names: tuple[str, str], lines: Sequence[Line]) -> Table:
     """(item, a, b) lines as a table with the ratio b / a."""
     return Table(title, (*names, f"{names[1]} / {names[0]}"),
                  tuple((item, (x, y, _ratio(x, y))) for item, x, y in lines))
@@ -75,7 +75,8 @@ class ReportDiff:
         for t in self.tables:
             width = max([len(item) for item, _ in t.rows] + [12])
             lines += ["", f"  {t.title}", "    " + " " * width + "".join(f"  {c:>16}" for c in t.columns)]
-            lines += ["    " + f"{item:<{width}}" + "".join(f"  {_cell(v):>16}" for v in values) for item, values in t.rows]
+            lines += ["    " + f"{item:<{width}}" + "".join(f"  {_cell(v):>16}" for v in values)
+                      for item, values in t.rows]
         for number, left, right in self.derivations:
             lines += ["", f"  {number}", f"    {self.names[0]}: {left}", f"    {self.names[1]}: {right}"]
         lines += ["", "  why", *(f"    - {reason}" for reason in self.why)]
@@ -163,7 +164,7 @@ def _per_element(report: Report, kind: str) -> float | None:
 
 def _totals(a: Report, b: Report) -> tuple[Line, ...]:
     flops = f"{a.convention.unit} ({a.convention.name})"
-    lines = [("params", a.total_params, b.total_params), ("MACs", a.total_macs, b.total_macs)]
+    lines: list[Line] = [("params", a.total_params, b.total_params), ("MACs", a.total_macs, b.total_macs)]
     if b.convention.name == a.convention.name:
         lines.append((flops, a.total_flops, b.total_flops))
     lines += [("param bytes", a.memory["param_bytes"], b.memory["param_bytes"]),
@@ -204,9 +205,10 @@ def _kind_why(a: Report, b: Report, names: tuple[str, str]) -> list[str]:
         kinds = _by_kind(report)
         for kind in kinds:
             if "depthwise" in kind and (per := _per_element(report, kind)) is not None:
-                reasons.append(f"{name} uses depthwise convolutions ({kind}): each output channel reads only its own "
-                               f"input channel (C_in/g = 1), so they cost {per:g} MACs per output element where a dense "
-                               "convolution costs C_in·K_h·K_w; the 1×1 convolutions beside them mix the channels")
+                reasons.append(f"{name} uses depthwise convolutions ({kind}): each output channel reads only its "
+                               f"own input channel (C_in/g = 1), so they cost {per:g} MACs per output element where a "
+                               "dense convolution costs C_in·K_h·K_w; the 1×1 convolutions beside them mix the "
+                               "channels")
                 break
     return reasons
 
@@ -318,7 +320,7 @@ def compare_layers(a: Report, b: Report, row_a: Row, row_b: Row, names: tuple[st
     """Each number of two single layers, both derivations, and why they agree or by how much they differ."""
     outputs = (row_a.call.out_tensors[0].numel if row_a.call.out_tensors else 0,
                row_b.call.out_tensors[0].numel if row_b.call.out_tensors else 0)
-    lines = [("params", row_a.params, row_b.params), ("MACs", row_a.macs, row_b.macs),
+    lines: list[Line] = [("params", row_a.params, row_b.params), ("MACs", row_a.macs, row_b.macs),
              (f"{a.convention.unit} ({a.convention.name})", a.total_flops, b.total_flops),
              ("output elements", *outputs)]
     derivations = (("params", _last_text(row_a.param_steps[-1:]), _last_text(row_b.param_steps[-1:])),

@@ -1,10 +1,10 @@
 """An interview drill: a question, the learner's answer typed in a widget, a check, then the derivation revealed.
 
 ``ask("How many parameters …?", nbcount.count(m, size).derive("")["params"])`` takes anything that carries a
-derivation (a section of ``report.derive()`` or one of its steps, a Derivation, ``kv_cache_bytes(...)``, …): its value is the
-answer key, its steps are what the reveal shows. ``check(text, expected)`` is the checking logic on its own:
-numbers as written by people (``73,856``, ``1.05M``, ``2.4e8``, ``1.9 GiB``), shapes (``(1, 64, 112, 112)``,
-``64x112x112``), each accepted to the precision it was written with.
+derivation (a section of ``report.derive()`` or one of its steps, a Derivation, ``kv_cache_bytes(...)``, …):
+its value is the answer key, its steps are what the reveal shows. ``check(text, expected)`` is the checking
+logic on its own: numbers as written by people (``73,856``, ``1.05M``, ``2.4e8``, ``1.9 GiB``), shapes
+(``(1, 64, 112, 112)``, ``64x112x112``), each accepted to the precision it was written with.
 """
 
 from __future__ import annotations

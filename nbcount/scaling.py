@@ -169,11 +169,12 @@ _DESCRIPTIONS = {"L": "sequence length", "R": "resolution (every spatial axis)",
 
 
 def _axis_names(report: Report, index: int, t: TensorMeta) -> tuple[str, ...]:
-    """The input's axes by its layout as the model's own call sees it: (N, L) ids, (N, L, E) or (L, N, E), (N, C, H, W)."""
+    """The input's axes as the model's own call sees them: (N, L) ids, (N, L, E) or (L, N, E), (N, C, H, W)."""
     from nbcount.rules.shapes import dim_names_of
 
     if not t.dtype.startswith(("float", "bfloat", "complex")):
-        return ("N", "L") if len(t.shape) == 2 else ("L",) if len(t.shape) == 1 else dim_names_of(report.rows[0].call, t)
+        ids = {1: ("L",), 2: ("N", "L")}
+        return ids.get(len(t.shape)) or dim_names_of(report.rows[0].call, t)
     return dim_names_of(report.rows[0].call, t, 0) if report.rows else tuple(f"d{k}" for k in range(len(t.shape)))
 
 
@@ -194,7 +195,8 @@ def varied_axes(report: Report, axis: Any = None) -> tuple[dict[int, tuple[int, 
         first = [k for k, n in enumerate(names[0]) if n in wanted]
         if not first:
             raise ValueError(f"the first input {inputs[0].shape} has no axis {axis!r}: its axes are "
-                             f"{', '.join(names[0])} (give axis= one of them, 'R' for every spatial axis, or a position)")
+                             f"{', '.join(names[0])} (give axis= one of them, 'R' for every spatial axis, or a "
+                             "position)")
         size = inputs[0].shape[first[0]]
         chosen = {k: tuple(a for a, n in enumerate(names[k]) if n in wanted and t.shape[a] == size)
                   for k, t in enumerate(inputs)}

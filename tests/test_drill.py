@@ -47,8 +47,8 @@ def test_shapes() -> None:
 
 def test_a_question_checks_and_reveals() -> None:
     """The answer key is the derivation's value; Check writes the verdict and unfolds the derivation."""
-    q = ask("Parameters of Conv2d(64, 128, 3)?", nbcount.count(nn.Conv2d(64, 128, 3), (1, 64, 8, 8)).derive("")["params"],
-            1)
+    params = nbcount.count(nn.Conv2d(64, 128, 3), (1, 64, 8, 8)).derive("")["params"]
+    q = ask("Parameters of Conv2d(64, 128, 3)?", params, 1)
     assert q.expected == PARAMS and q.title.startswith("Q1. ")
     box = q.widget()
     reveal = box.children[3]

@@ -181,7 +181,8 @@ def test_alexnet_receptive_field_seed003() -> None:
         derivation = report.derive(layer)["rf"]
         assert derivation.value == r and derivation.steps[-1].value == r
         last = derivation.steps[-1]  # the answer first, then the seed-003 mistake named after it
-        assert last.label == "r" and f"= {own:,}, not the receptive field" in last.note and "classic mistake" in last.note
+        assert last.label == "r" and "classic mistake" in last.note
+        assert f"= {own:,}, not the receptive field" in last.note
     assert [table.loc[layer, "rf"] for layer, _, _ in ALEXNET] == [11, 19, 51, 67, 99, 131, 163, 195]
     # The article's chain multiplies by the layer's own stride (and by 2 at conv2): 41, 45, 53, …, 67.
     article = [1 + 10 * 4, 3 - 1, 5 - 1, 3 - 1, 3 - 1, 3 - 1, 3 - 1, 3 - 1]

@@ -146,7 +146,8 @@ def _check(explanation: Any, where: str) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("name, size, dtype", [("gpt2", (1, 16), torch.long), ("resnet50", (1, 3, 64, 64), torch.float32)])
+@pytest.mark.parametrize("name, size, dtype", [("gpt2", (1, 16), torch.long),
+                                               ("resnet50", (1, 3, 64, 64), torch.float32)])
 def test_every_derivation_fills_and_defines_its_symbols(name: str, size: tuple[int, ...], dtype: torch.dtype) -> None:
     """No half-substituted step, no symbol without a meaning or with two, sums by dotted names, a human title."""
     report = nbcount.count(zoo.ZOO[name](), size, dtype=dtype)
@@ -167,8 +168,8 @@ def test_the_walk_catches_half_substituted_and_mangled_steps() -> None:
     mangled = Step("total", "x0_0 + model_s_own", (("x0_0", 1), ("model_s_own", 2)), 3)
     undefined = Step("bytes", "Q*b", (("Q", 1), ("b", 2)), 2)
     fine = total("MACs", [("MACs q·kᵀ", 1), ("0.conv", 2)])
-    found = _check(Explanation("Derivation of (model) (Net)", (Section("x", Derivation("x", (half, mangled,
-                                                                                            undefined, fine)), 0),)), "t")
+    section = Section("x", Derivation("x", (half, mangled, undefined, fine)), 0)
+    found = _check(Explanation("Derivation of (model) (Net)", (section,)), "t")
     text = "\n".join(found)
     assert "MACs leaves ['ᵀ'] unfilled" in text
     assert "mangled name" in text and "Q in bytes is never defined" in text and "subject" in text

@@ -6,6 +6,8 @@ and this matches FlopCounterMode); GQA/MQA key/value heads are broadcast to the 
 
 from __future__ import annotations
 
+from typing import Any
+
 from nbcount.derive import Step, step
 from nbcount.rules import Cost, op_rule
 from nbcount.types import OpEvent, Term
@@ -20,8 +22,8 @@ _MHA = {"B": "batch", "H": "heads", "S": "key/value length"}
 def _attention_core(b: int, h: int, lq: int, s: int, e: int, ev: int, fused: bool = False) -> list[Step]:
     """q·(1/√E_h), q·kᵀ, softmax, p·v; `fused`: nn.MultiheadAttention's, over its embedding E (E/H per head)."""
     where, head, value = (_MHA, "(E/H)", "(E/H)") if fused else (_SDPA, "E_h", "E_v")
-    width: dict[str, int] = {"E": e * h} if fused else {"E_h": e}
-    v_width: dict[str, int] = {"E": e * h} if fused else {"E_v": ev}
+    width: dict[str, Any] = {"E": e * h} if fused else {"E_h": e}
+    v_width: dict[str, Any] = {"E": e * h} if fused else {"E_v": ev}
     scale = "B*L*E" if fused else "B*H*L*E_h"
     return [
         step("scale q", scale, term=Term.ELEMENTWISE.value, where=where, B=b, L=lq, **width,

@@ -142,12 +142,12 @@ def recurrent_params(call: LayerCall) -> Cost:
         upper = k > 0
         if k == 1:
             read = ("D*" if dirs == 2 else "") + ("P" if proj else "H")
-            steps.append(step("I_k", read, where=where, **({"P": proj} if proj else {"H": h}),
-                              **({"D": dirs} if dirs == 2 else {}),
+            reads: dict[str, Any] = ({"P": proj} if proj else {"H": h}) | ({"D": dirs} if dirs == 2 else {})
+            steps.append(step("I_k", read, where=where, **reads,
                               note=f"layers 1 and up read {'both directions of ' if dirs == 2 else ''}"
                                    "the layer below, not the input"))
             upper_width = int(steps[-1].value)
-        widths = {"I_k": upper_width} if upper else {"I": int(call.attr("input_size"))}
+        widths: dict[str, Any] = {"I_k": upper_width} if upper else {"I": int(call.attr("input_size"))}
         cell = _cell_formula(bias, bool(proj), upper)
         formula = f"D*({cell})" if dirs == 2 else cell
         extra: dict[str, Any] = {"D": dirs} if dirs == 2 else {}
