@@ -23,6 +23,7 @@ from nbcount.derive import (
     step,
     total,
 )
+from nbcount.explain_attention import cost_steps
 from nbcount.receptive import field_steps
 from nbcount.rules.shapes import dim_names_of, numel_step, shape_steps
 from nbcount.symbols import legend, where_lines, where_text
@@ -215,7 +216,7 @@ def shape_section(row: Row) -> Section:
 
 def macs_section(row: Row) -> Section:
     """MACs: the multiply-accumulate steps of the row's own ops, summed."""
-    steps = [s for _, cost in row.costs for s in cost if s.term == "mac"]
+    steps = [s for s in cost_steps(row) if s.term == "mac"]
     if len(steps) > 1:
         steps.append(total("MACs", [(s.label, s.value) for s in steps]))
     elif not steps:
@@ -249,7 +250,7 @@ def flops_section(report: Report, row: Row) -> Section:
 def _weighted_steps(convention: Any, row: Row, label: str) -> list[Step]:
     weights = convention.weights
     terms: dict[str, Any] = {t: n for t, n in row.breakdown.items() if n and weights.get(t, 0)}
-    steps = [s for _, cost in row.costs for s in cost if s.term in terms]
+    steps = [s for s in cost_steps(row) if s.term in terms]
     if not terms:
         return [given(label, 0, note="nothing this convention counts in the layer's own ops")]
     formula = " + ".join(t if weights[t] == 1 else f"{weights[t]}*{t}" for t in terms)
@@ -276,7 +277,7 @@ def _override_steps(convention: Any, row: Row, override: Any, label: str) -> lis
     if combo is None:
         return [given(label, value, note=note)]
     terms: dict[str, Any] = {t: row.breakdown[t] for t in combo}
-    steps = [s for _, cost in row.costs for s in cost if s.term in terms]
+    steps = [s for s in cost_steps(row) if s.term in terms]
     formula = " + ".join(t if w == 1 else f"{w}*{t}" for t, w in combo.items())
     return steps + [step(label, formula, note=note, **terms)]
 

@@ -193,3 +193,17 @@ def test_sequence_and_attention_layouts() -> None:
     bare = nbcount.count(Attend(), inputs=(q, q, q)).derive("")
     assert [s.label for s in bare["shape"].steps] == ["B", "H", "L", "E_h"]
     assert dict(bare.legend)["H"] == "heads" and "B·H·L·S·E_h" in bare.to_text()
+
+
+def test_math_path_attention_is_named_on_meta() -> None:
+    """On meta, attention runs as bmm → softmax → bmm: the two products read q·kᵀ = BH·L·S·E_h and p·v =
+    BH·L·S·E_v (batch·heads 1·2, L = S = 8, E_h = 32/2 = 16), and the walk finds nothing undefined."""
+    with torch.device("meta"):
+        model = zoo.gpt2(n_layer=1, n_embd=32, n_head=2, vocab=50, n_positions=16)
+    report = nbcount.count(model, (1, 8), dtype=torch.long)
+    attn = report.derive("h.0.attn")
+    macs = {s.label: s for s in attn["macs"].steps}
+    assert macs["MACs q·kᵀ"].value == macs["MACs p·v"].value == 1 * 2 * 8 * 8 * 16
+    assert macs["MACs q·kᵀ"].formula == "BH*L*S*E_h" and dict(attn.legend)["BH"].startswith("batch × heads")
+    problems = [p for row in report.rows for p in _check(report.derive(row.layer, row.call.call_index), row.layer)]
+    assert not problems, "\n".join(problems[:10])

@@ -12,8 +12,9 @@ _MAC = Term.MAC.value
 _BIAS = Term.BIAS.value
 # (M×K)·(K×P): N is the batch in every layout, so a product's columns are P
 _GEMM = {"M": "rows of the product (every leading dimension: batch × positions)",
-         "K": "summed dimension (in_features of a Linear)", "P": "columns of the product (out_features of a Linear)",
-         "B": "batch of matrices"}
+         "K": "summed dimension (in_features of a Linear)", "P": "columns of the product (out_features of a Linear)"}
+_BATCHED = {"B": "batch of matrices", "M": "rows of each product", "K": "summed dimension",
+            "P": "columns of each product"}
 
 
 @op_rule("aten.mm")
@@ -35,15 +36,15 @@ def addmm(op: OpEvent) -> Cost:
 def bmm(op: OpEvent) -> Cost:
     """MACs = B·M·K·P for a batch of B (M×K)·(K×P) products."""
     (b, m, k), n = op.args[0].shape, op.args[1].shape[-1]
-    return (step("MACs", "B*M*K*P", term=_MAC, where=_GEMM, B=b, M=m, K=k, P=n),)
+    return (step("MACs", "B*M*K*P", term=_MAC, where=_BATCHED, B=b, M=m, K=k, P=n),)
 
 
 @op_rule("aten.baddbmm")
 def baddbmm(op: OpEvent) -> Cost:
     """MACs = B·M·K·P; adds = B·M·P for the added batch of matrices."""
     (b, m, k), n = op.args[1].shape, op.args[2].shape[-1]
-    return (step("MACs", "B*M*K*P", term=_MAC, where=_GEMM, B=b, M=m, K=k, P=n),
-            step("adds", "B*M*P", term=_BIAS, where=_GEMM, B=b, M=m, P=n))
+    return (step("MACs", "B*M*K*P", term=_MAC, where=_BATCHED, B=b, M=m, K=k, P=n),
+            step("adds", "B*M*P", term=_BIAS, where=_BATCHED, B=b, M=m, P=n))
 
 
 @op_rule("aten.mv")

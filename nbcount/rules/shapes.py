@@ -68,7 +68,8 @@ def dim_names_of(call: LayerCall, tensor: TensorMeta, index: int = 0) -> tuple[s
     """The axis names of one of the call's tensors by its layout: (N, C, H, W) for images, (N, L, E) for a
     sequence ((L, N, E) where batch_first=False), (N, L, S) for attention weights, d0… where unknown."""
     ndim = len(tensor.shape)
-    if ndim == 4 and any("scaled_dot_product" in op.op for op in call.ops) and not call.params_new:
+    if ndim == 4 and not call.params_new and (any("scaled_dot_product" in op.op for op in call.ops) or {
+            "aten.bmm", "aten._safe_softmax"} <= {op.op for op in call.ops}):
         return ("B", "H", "L", "E_h")  # q, k, v and the output of a bare attention call
     if index > 0:
         if "torch.nn.modules.activation.MultiheadAttention" in call.classes and ndim == 3:
