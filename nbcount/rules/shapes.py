@@ -189,22 +189,15 @@ def adaptive_pool_shape(call: LayerCall) -> tuple[Step, ...]:
     return tuple(steps)
 
 
-@shape_rule(nn.Linear, nn.LazyLinear)
+@shape_rule(nn.Linear, nn.LazyLinear, nn.Bilinear)
 def linear_shape(call: LayerCall) -> tuple[Step, ...]:
-    """(*, F_in) → (*, F_out): every leading dimension is kept."""
+    """(*, F_in) → (*, F_out) (Bilinear: (*, I_1), (*, I_2) → (*, O)): every leading dimension is kept."""
     names = dim_names_of(call, call.out_tensors[0])
     x = call.in_tensors[0]
     steps = [given(name, size, note="kept") for name, size in zip(names[:-1], x.shape[:-1])]
-    return tuple(steps + [step("F_out", "F_out", F_out=call.attr("out_features"))])
-
-
-@shape_rule(nn.Bilinear)
-def bilinear_shape(call: LayerCall) -> tuple[Step, ...]:
-    """(*, I_1), (*, I_2) → (*, O): every leading dimension is kept."""
-    names = dim_names_of(call, call.out_tensors[0])
-    x = call.in_tensors[0]
-    steps = [given(name, size, note="kept") for name, size in zip(names[:-1], x.shape[:-1])]
-    return tuple(steps + [step("O", "O", O=call.attr("out_features"))])
+    out = "O" if "Bilinear" in call.module_type else "F_out"
+    symbols: dict[str, Any] = {out: call.attr("out_features")}
+    return tuple(steps + [step(out, out, **symbols)])
 
 
 @shape_rule(nn.Embedding)

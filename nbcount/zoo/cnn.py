@@ -89,26 +89,30 @@ def dcgan_discriminator(d: int = 128) -> DCGANDiscriminator:
 class AlexNet(nn.Module):
     """Single-tower AlexNet of seed 003: 96/256/384/384/256 filters, 227x227, no LRN."""
 
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.5) -> None:
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.5,
+                 widths: tuple[int, int, int, int, int] = (96, 256, 384, 384, 256), conv1_padding: int = 0,
+                 adaptive_pool: bool = False) -> None:
         super().__init__()
+        c1, c2, c3, c4, c5 = widths
         self.features = nn.Sequential(
-            nn.Conv2d(3, 96, 11, stride=4, padding=0),
+            nn.Conv2d(3, c1, 11, stride=4, padding=conv1_padding),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(3, 2),
-            nn.Conv2d(96, 256, 5, padding=2),
+            nn.Conv2d(c1, c2, 5, padding=2),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(3, 2),
-            nn.Conv2d(256, 384, 3, padding=1),
+            nn.Conv2d(c2, c3, 3, padding=1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(384, 384, 3, padding=1),
+            nn.Conv2d(c3, c4, 3, padding=1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(384, 256, 3, padding=1),
+            nn.Conv2d(c4, c5, 3, padding=1),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(3, 2),
         )
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6)) if adaptive_pool else None
         self.classifier = nn.Sequential(
             nn.Dropout(dropout),
-            nn.Linear(256 * 6 * 6, 4096),
+            nn.Linear(c5 * 6 * 6, 4096),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Linear(4096, 4096),
@@ -118,6 +122,8 @@ class AlexNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)
+        if self.avgpool is not None:
+            x = self.avgpool(x)
         x = torch.flatten(x, 1)
         return self.classifier(x)
 
@@ -127,41 +133,11 @@ def alexnet(num_classes: int = 1000) -> AlexNet:
     return AlexNet(num_classes)
 
 
-class AlexNetTorchvision(nn.Module):
-    """torchvision.models.alexnet's layout (64/192/384/256/256 filters, padding 2 on conv1, a 6x6 adaptive pool)."""
+class AlexNetTorchvision(AlexNet):
+    """torchvision.models.alexnet's layout: 64/192/384/256/256 filters, padding 2 on conv1, a 6x6 adaptive pool."""
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.5) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 64, 11, stride=4, padding=2),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(3, 2),
-            nn.Conv2d(64, 192, 5, padding=2),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(3, 2),
-            nn.Conv2d(192, 384, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(384, 256, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(256, 256, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(3, 2),
-        )
-        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-        self.classifier = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(256 * 6 * 6, 4096),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(4096, 4096),
-            nn.ReLU(inplace=True),
-            nn.Linear(4096, num_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.avgpool(self.features(x))
-        x = torch.flatten(x, 1)
-        return self.classifier(x)
+        super().__init__(num_classes, dropout, (64, 192, 384, 256, 256), conv1_padding=2, adaptive_pool=True)
 
 
 def alexnet_torchvision(num_classes: int = 1000) -> AlexNetTorchvision:
