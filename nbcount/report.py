@@ -159,6 +159,12 @@ class Report:
 
         return scaling(self, sizes, axis, convention)
 
+    def roofline(self, hardware: Any = "H100-SXM", dtype: Any = None) -> Any:
+        """Each layer on `hardware`'s roofline: FLOPs, bytes moved, compute- or memory-bound, time."""
+        from nbcount.roofline import roofline
+
+        return roofline(self, hardware, dtype)
+
     # rows ------------------------------------------------------------------------
     def row(self, layer: str, call: int = 0) -> Row:
         """The row of `layer` (dotted path; '' or the class name for the root) at call index `call`."""
