@@ -165,6 +165,14 @@ class Report:
 
         return roofline(self, hardware, dtype)
 
+    def serving_roofline(self, hardware: Any = ("A100-SXM-80GB", "H100-SXM", "H200", "L4"),
+                         prompt_len: int | None = None, context_len: int | None = None, batch: int | None = None,
+                         kv_dtype: Any = None) -> Any:
+        """A decoder's prefill and one decode step (KV-cache read included) per hardware: bound, time, tokens/s."""
+        from nbcount.serving_roofline import serving_roofline
+
+        return serving_roofline(self, hardware, prompt_len, context_len, batch, kv_dtype)
+
     # rows ------------------------------------------------------------------------
     def row(self, layer: str, call: int = 0) -> Row:
         """The row of `layer` (dotted path; '' or the class name for the root) at call index `call`."""

@@ -94,10 +94,10 @@ def derive_rows(view: Roofline, layers: list[LayerRoofline], subject: str) -> De
                   note="FLOPs over the seconds of arithmetic at each op's dense peak") if flops else
              given("peak P", _number(peak)),
              *_side_steps(hardware, flops, nbytes, peak),
-             given("time (layer after layer)", time_s, note="Σ max(F_i/P_i, B_i/BW) over the rows; seconds"),
-             step("memory-bound share", "t_mem/t", t_mem=sum(x.time_s for x in memory), t=time_s or 1.0,
-                  note=f"{len(memory)} of {busy} rows are memory-bound; fraction of the time"),
              given("time with each layer fused", sum(max(x.compute_s, x.traffic.fused_bytes /
                                                          hardware.bandwidth_bytes_per_s) for x in layers),
-                   note="the same with the fused bytes; seconds")]
+                   note="Σ max(F_i/P_i, fused_i/BW); seconds"),
+             step("memory-bound share", "t_mem/t", t_mem=sum(x.time_s for x in memory), t=time_s or 1.0,
+                  note=f"{len(memory)} of {busy} rows are memory-bound; fraction of the time"),
+             given("time (layer after layer)", time_s, note="Σ max(F_i/P_i, B_i/BW) over the rows; seconds")]
     return Derivation(f"roofline of {subject} on {hardware.name}", tuple(steps), "s")
