@@ -7,16 +7,26 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from matplotlib.figure import Figure
+
 from nbcount.hardware import si
 from nbcount.roofline_text import seconds
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
     from nbcount.roofline import LayerRoofline, Roofline
 
 MEMORY, COMPUTE, ROOF = "#4c72b0", "#dd8452", "#444444"
+
+
+class RooflineFigure(Figure):
+    """A matplotlib Figure that shows itself as a PNG in any notebook, whatever the backend (Agg included)."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=100)
+        return buffer.getvalue()
 
 
 def _mpl_safe(text: str) -> str:
@@ -60,25 +70,29 @@ class Dot:
 
 
 def _group_label(rows: list[LayerRoofline]) -> str:
-    """'layers.*.w1 ×32' for a repeated block (path parts that differ become *), else 'wq and 224 more Linear'."""
+    """'layers.*.w1 ×32' for a repeated block (path parts that differ become *), else 'wq and 224 more (Linear)'."""
     if len(rows) == 1:
         return rows[0].label
     split = [row.label.split(".") for row in rows]
     if len({len(parts) for parts in split}) == 1:
         return ".".join(p[0] if len(set(p)) == 1 else "*" for p in zip(*split)) + f" ×{len(rows)}"
-    return f"{rows[0].label} and {len(rows) - 1} more {rows[0].module_type}"
+    types: dict[str, int] = {}
+    for row in rows:
+        types[row.module_type] = types.get(row.module_type, 0) + 1
+    kinds = ", ".join(f"{n} {t}" for t, n in sorted(types.items(), key=lambda kv: -kv[1]))
+    return f"{rows[0].label} and {len(rows) - 1} more ({kinds})"
 
 
 def dots(view: Roofline) -> list[Dot]:
-    """One dot per distinct (intensity, attained FLOP/s, bound), slowest first."""
-    groups: dict[tuple[float, float, str, str], list[LayerRoofline]] = {}
+    """One dot per point of the chart (rows within 2% of each other in both axes merged), slowest first."""
+    groups: dict[tuple[float, float, str], list[LayerRoofline]] = {}
     for lay in view.moving:
         if lay.flops and lay.bytes:
-            key = (round(math.log10(lay.intensity), 3), round(math.log10(lay.flops / lay.time_s), 3), lay.bound,
-                   lay.module_type)
+            key = (round(math.log10(lay.intensity), 2), round(math.log10(lay.flops / lay.time_s), 2), lay.bound)
             groups.setdefault(key, []).append(lay)
+    ordered = [sorted(g, key=lambda x: -x.time_s) for g in groups.values()]  # the slowest names the group
     found = [Dot(_group_label(g), len(g), g[0].intensity, g[0].flops / g[0].time_s,
-                 sum(x.time_s for x in g), g[0].bound) for g in groups.values()]
+                 sum(x.time_s for x in g), g[0].bound) for g in ordered]
     return sorted(found, key=lambda d: -d.time_s)
 
 
@@ -108,13 +122,11 @@ def _limits(view: Roofline, found: list[Dot]) -> tuple[float, float, float, floa
     return low, high, bottom, max(p.flops_per_s for p in peaks) * 3
 
 
-def roofline_figure(view: Roofline, top: int = 6) -> Figure:
+def roofline_figure(view: Roofline, top: int = 6) -> RooflineFigure:
     """A matplotlib Figure (no pyplot: safe under Agg and any backend), readable at notebook width."""
-    from matplotlib.figure import Figure
-
     found = dots(view)
-    key_height = 0.25 * ((min(top, len(found)) + 1) // 2) + 0.15
-    fig = Figure(figsize=(8, 5 + key_height), layout="constrained")
+    key_height = 0.22 * min(top, len(found)) + 0.15
+    fig = RooflineFigure(figsize=(8, 5 + key_height), layout="constrained")
     ax, side = fig.subplots(2, 1, height_ratios=(5, key_height))
     side.set_axis_off()
     ax.set_xscale("log")
@@ -139,18 +151,14 @@ def roofline_figure(view: Roofline, top: int = 6) -> Figure:
     _ticks(ax)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=10, loc="upper left")
-    columns = (key[: (len(key) + 1) // 2], key[(len(key) + 1) // 2:]) if len(key) > 3 else (key, [])
-    for x, lines in zip((0.0, 0.5), columns):
-        side.text(x, 1.0, _mpl_safe("\n".join(lines)), fontsize=10, va="top", ha="left", transform=side.transAxes)
+    side.text(0.0, 1.0, _mpl_safe("\n".join(key)), fontsize=10, va="top", ha="left", transform=side.transAxes)
     return fig
 
 
-def roofline_png(view: Roofline, top: int = 6, dpi: int = 100) -> bytes:
+def roofline_png(view: Roofline, top: int = 6) -> bytes:
     """The chart as PNG bytes (the figure is discarded afterwards)."""
     fig = roofline_figure(view, top)
-    buffer = io.BytesIO()
     try:
-        fig.savefig(buffer, format="png", dpi=dpi)
+        return fig._repr_png_()
     finally:
         fig.clear()
-    return buffer.getvalue()

@@ -57,15 +57,19 @@ def _side_steps(hardware: Hardware, flops: int, nbytes: int, peak: float) -> lis
     intensity = flops / nbytes if nbytes else 0.0
     side = "memory-bound" if intensity < ridge or not flops else "compute-bound"
     relation = "below" if side == "memory-bound" else "at or above"
+    intensity_step = (step("intensity I", "F/B", F=flops, B=nbytes, note=f"{relation} the ridge point {ridge:,.1f}: "
+                           f"{side}") if nbytes else given("intensity I", 0, note="moves no bytes"))
     return [given("bandwidth BW", _number(bandwidth), note=f"{hardware.name} memory, bytes per second"),
             step("ridge point", "P/BW", P=_number(peak), BW=_number(bandwidth),
-                 note="FLOPs per byte at which arithmetic and traffic take equally long"),
-            step("intensity I", "F/B", F=flops, B=nbytes, note=f"{relation} the ridge point {ridge:,.1f}: {side}")]
+                 note="FLOPs per byte at which arithmetic and traffic take equally long"), intensity_step]
 
 
 def derive_layer(view: Roofline, layer: LayerRoofline) -> Derivation:
     """F, the bytes op by op, the peak, the ridge point, the side and the time of one row."""
     hardware = view.hardware
+    if not layer.flops and not layer.bytes:
+        steps = (*layer.traffic.steps(), given("time", 0, note="no arithmetic and no bytes moved: no time"))
+        return Derivation(f"roofline of {layer.label} on {hardware.name}", steps, "s")
     peak_steps, peak = _peak_steps(view, layer)
     steps = [given("FLOPs F", layer.flops, note=FLOPS_NOTE), *layer.traffic.steps(), *peak_steps,
              *_side_steps(hardware, layer.flops, layer.bytes, peak),

@@ -305,6 +305,7 @@ def test_chart_is_readable_and_agg_safe(tiny_llama_view: nbcount.Report) -> None
         assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
         labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
         assert any(label.endswith(("k", "M", "G", "T", "P")) for label in labels)
+        assert fig._repr_png_().startswith(b"\x89PNG")  # shows itself in a notebook whatever the backend
 
 
 # --- hardware -------------------------------------------------------------------------------------------
