@@ -68,8 +68,8 @@ def derive_layer(view: Roofline, layer: LayerRoofline) -> Derivation:
     """F, the bytes op by op, the peak, the ridge point, the side and the time of one row."""
     hardware = view.hardware
     if not layer.flops and not layer.bytes:
-        steps = (*layer.traffic.steps(), given("time", 0, note="no arithmetic and no bytes moved: no time"))
-        return Derivation(f"roofline of {layer.label} on {hardware.name}", steps, "s")
+        nothing = (*layer.traffic.steps(), given("time", 0, note="no arithmetic and no bytes moved: no time"))
+        return Derivation(f"roofline of {layer.label} on {hardware.name}", nothing, "s")
     peak_steps, peak = _peak_steps(view, layer)
     steps = [given("FLOPs F", layer.flops, note=FLOPS_NOTE), *layer.traffic.steps(), *peak_steps,
              *_side_steps(hardware, layer.flops, layer.bytes, peak),

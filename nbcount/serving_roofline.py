@@ -257,9 +257,11 @@ def serving_roofline(report: Report, hardware: str | Hardware | Sequence[str | H
     b0, t0 = report.trace.input_tensors[0].shape
     batch, prompt_len = batch or b0, prompt_len or t0
     context_len = context_len if context_len is not None else prompt_len
+    count_at = report.count_at
+    assert count_at is not None  # _check_decoder
     shapes, dtypes = _token_shapes(report, batch, prompt_len)
-    prefill = report if (batch, prompt_len) == (b0, t0) else report.count_at(shapes, dtype=dtypes)
-    decode = report.count_at(_token_shapes(report, batch, 1)[0], dtype=dtypes)
+    prefill = report if (batch, prompt_len) == (b0, t0) else count_at(shapes, dtype=dtypes)
+    decode = count_at(_token_shapes(report, batch, 1)[0], dtype=dtypes)
     found = next(((r, sites) for r in (decode, prefill) if (sites := attention_sites(r))), None)
     if found is None:
         raise ValueError("no attention found in the counted forward pass: the serving view is for decoders")
