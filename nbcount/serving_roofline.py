@@ -60,19 +60,25 @@ def _layer_dtype(report: Report, layer: str) -> str | None:
     return None
 
 
-def _cache_cost(report: Report, sites: list[AttentionSite], context: int, batch: int, kv_dtype: Any) -> CacheCost:
+def _cache_cost(report: Report, sites: list[AttentionSite], context: int, batch: int, kv_dtype: Any,
+                n_kv_heads: int | None) -> CacheCost:
     """K and V of `context` tokens read, one token's appended, and attention over them, each as steps.
 
     The cache is stored in the attention layer's input dtype unless `kv_dtype` says otherwise (a math-path
     attention may upcast K to fp32 for its product; the cache does not).
     """
+    lost = next((s for s in sites if not (s.k_width and s.v_width)), None)
+    if lost is not None and n_kv_heads is None:
+        raise ValueError(f"the key / value width cached per token was not found in the trace of {lost.layer!r} "
+                         f"({lost.heads} heads of {lost.head_dim}): give n_kv_heads= (the K/V heads per layer)")
     stored = kv_dtype if kv_dtype is not None else _layer_dtype(report, sites[0].layer)
-    read = kv_cache_bytes(report, context, batch, stored).derivation
+    read = kv_cache_bytes(report, context, batch, stored, n_kv_heads=n_kv_heads).derivation
     itemsize = next(s.value for s in read.steps if s.label == "bytes per element b")
-    width = sum(s.k_width + s.v_width for s in sites)  # K + V elements per token, all layers
+    first = sites[0]
+    width = (2 * len(sites) * n_kv_heads * first.head_dim if n_kv_heads is not None
+             else sum(s.k_width + s.v_width for s in sites))  # K + V elements per token, all layers
     matrix = sum(4 * batch * s.heads * s.head_dim * context for s in sites)
     vector = sum(5 * batch * s.heads * context for s in sites)
-    first = sites[0]
     uniform = all((s.heads, s.head_dim) == (first.heads, first.head_dim) for s in sites)
     steps = [*read.steps,
              step("KV append bytes", "W*B*b", W=width, B=batch, b=itemsize, note="the new token's K and V, all layers"),
@@ -251,8 +257,11 @@ def _check_decoder(report: Report) -> None:
 
 def serving_roofline(report: Report, hardware: str | Hardware | Sequence[str | Hardware] = DEFAULT_HARDWARE,
                      prompt_len: int | None = None, context_len: int | None = None, batch: int | None = None,
-                     kv_dtype: Any = None) -> ServingRoofline:
-    """Prefill of `prompt_len` tokens and one decode step after `context_len` tokens (default: the prompt)."""
+                     kv_dtype: Any = None, n_kv_heads: int | None = None) -> ServingRoofline:
+    """Prefill of `prompt_len` tokens and one decode step after `context_len` tokens (default: the prompt).
+
+    The attention layers, their heads and the K/V width per token are found in the trace (n_kv_heads=: given).
+    """
     _check_decoder(report)
     b0, t0 = report.trace.input_tensors[0].shape
     batch, prompt_len = batch or b0, prompt_len or t0
@@ -262,10 +271,10 @@ def serving_roofline(report: Report, hardware: str | Hardware | Sequence[str | H
     shapes, dtypes = _token_shapes(report, batch, prompt_len)
     prefill = report if (batch, prompt_len) == (b0, t0) else count_at(shapes, dtype=dtypes)
     decode = count_at(_token_shapes(report, batch, 1)[0], dtype=dtypes)
-    found = next(((r, sites) for r in (decode, prefill) if (sites := attention_sites(r))), None)
+    found = next(((r, sites) for r in (prefill, decode) if (sites := attention_sites(r))), None)
     if found is None:
         raise ValueError("no attention found in the counted forward pass: the serving view is for decoders")
-    cache = _cache_cost(found[0], found[1], context_len, batch, kv_dtype)
+    cache = _cache_cost(found[0], found[1], context_len, batch, kv_dtype, n_kv_heads)
     machines = [hardware] if isinstance(hardware, (str, Hardware)) else list(hardware)
     phases = []
     for machine in map(get_hardware, machines):

@@ -254,7 +254,7 @@ class _Dataflow:
         if is_alias(op) and first is not None:
             for out in op.outputs:
                 self.root[out.tid] = self.find(first.tid)
-        seen = {self.find(t.tid) for t in inputs_of(op)}
+        seen = {self.find(t.tid) for t in _tensors((op.args, tuple(v for _, v in op.kwargs)))}  # out= too
         for out in op.outputs:  # a fresh tensor: first seen as this op's output
             if self.find(out.tid) not in seen and not is_alias(op):
                 self.created.add(self.find(out.tid))

@@ -342,3 +342,33 @@ def test_this_cpu_is_measured_once() -> None:
         assert value is not None and math.isfinite(value) and value > 0
     assert "measured here" in cpu.source
     assert "this CPU" in set(nbcount.hardware()["name"])
+
+
+# --- real third-party model code (transformers, built from configs) --------------------------------------
+
+def test_transformers_gpt2_lm_head_reads_the_tied_matrix_and_the_embedding_only_rows() -> None:
+    transformers = pytest.importorskip("transformers")
+    vocab, dim, tokens = 100, 64, 16
+    cfg = transformers.GPT2Config(n_layer=2, n_embd=dim, n_head=4, vocab_size=vocab, n_positions=64)
+    model = transformers.GPT2LMHeadModel(cfg).eval()
+    table = nbcount.count(model, (1, tokens), dtype=torch.long).roofline("H100-SXM").table.set_index("layer")
+    assert table.loc["lm_head", "bytes"] == (tokens * dim + vocab * dim + tokens * vocab) * FP32
+    assert table.loc["lm_head", "flops"] == 2 * tokens * dim * vocab
+    assert table.loc["transformer.wte", "bytes"] == tokens * INT64 + 2 * tokens * dim * FP32
+
+
+def test_transformers_llama_serving_needs_the_kv_heads_when_the_trace_hides_them() -> None:
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                   num_key_value_heads=2, vocab_size=100)
+    with torch.device("meta"):
+        model = transformers.LlamaForCausalLM(cfg).to(torch.bfloat16)
+    report = nbcount.count(model, (1, 8), dtype=torch.long)
+    sites = attention_sites(report)
+    if any(not s.k_width for s in sites):  # the width is not always found: then it is asked for, never zero
+        with pytest.raises(ValueError, match="n_kv_heads="):
+            report.serving_roofline("H100-SXM", context_len=100)
+    decode = report.serving_roofline("H100-SXM", context_len=100, n_kv_heads=2).phase("decode")
+    layers, kv_heads, head_dim, context = 2, 2, 64 // 4, 100
+    assert decode.cache is not None and decode.cache.read.value == 2 * layers * kv_heads * head_dim * context * BF16
+    assert decode.bound == "memory"
