@@ -8,7 +8,7 @@ events, synchronised after each forward). A row's measured time is its own: its 
 inside it, the median over the runs. Compared per row (the rows that compute or move bytes): Spearman's rank
 correlation, and the ratio of predicted to measured totals. Writes benchmarks/ROOFLINE.json; RESULTS.md shows it.
 
-    python benchmarks/roofline_cpu.py                  # ResNet-50 1×3×224², GPT-2 1×1024: about a minute
+    python benchmarks/roofline_cpu.py                  # ResNet-50 1×3×224², GPT-2 1×1024: a few minutes
     python benchmarks/roofline_cpu.py --quick          # tiny models, a smoke run
     python benchmarks/roofline_cpu.py --device cuda --hardware H100-SXM   # on a GPU (not run yet: none lent)
 """
@@ -223,7 +223,12 @@ def markdown_section(data: dict[str, Any]) -> list[str]:
     lines += ["Method: a row's predicted time is max(F / P, B / BW) of its own ops (real FLOPs; bytes with no "
               "fusion and no cache reuse); its measured time is its module call's time between a pre- and a post-"
               f"hook minus the calls inside it, median of {data['repeat']} runs after 2 warm-ups. Small layers "
-              "carry the hooks' and the Python dispatch's fixed cost (microseconds) that the roofline does not model.",
+              "carry the hooks' and the Python dispatch's fixed cost (microseconds) that the roofline does not model. "
+              "Spearman's ρ compares the order of the rows (1: the roofline ranks the layers as the clock does); the "
+              "ratio compares the sums. The preset is the best of 5 short runs, the measured times medians of long "
+              "ones: on a loaded machine (load average column) the prediction comes out optimistic. One torch thread "
+              "by default (`--threads`): on a shared machine a two-thread parallel region waits for its slower "
+              "thread, which made the timings swing tenfold.",
               "", "GPU validation (the same comparison against CUDA-event timings per layer on an H100 / H200, "
               "`--device cuda --hardware H100-SXM`) has not been run: no GPU was lent to this task.", ""]
     return lines
@@ -235,8 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per model (median)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--hardware", default="this CPU", help="preset to predict with")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a shared machine a parallel region waits for its slowest thread)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     data = run(args.quick, args.repeat, args.device, args.hardware)
     args.out.write_text(json.dumps(data, indent=1))
     print("\n".join(markdown_section(data)))

@@ -30,7 +30,7 @@ FLOPS_NOTE = "real FLOPs: 2 per multiply-accumulate + every other floating-point
 PEAKS_NOTE = "multiply-accumulates at the dtype's dense matrix peak, other arithmetic at the vector (fp32) peak"
 COLUMNS = ("layer", "call", "type", "dtype", "flops", "bytes", "fused_bytes", "intensity", "bound", "compute_s",
            "memory_s", "time_s", "share")
-_FLOAT_DTYPES = ("float", "bfloat16", "half")
+_FLOAT_DTYPES = ("float", "bfloat16")  # float16/32/64, float8_*, bfloat16
 
 
 def op_dtype(op: OpEvent) -> str:

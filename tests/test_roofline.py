@@ -275,6 +275,7 @@ def test_a_block_adds_up_its_layers(tiny_llama_view: nbcount.Report) -> None:
     by_label = {s.label: s.value for s in block.steps}
     assert by_label["FLOPs F"] == sum(lay.flops for lay in inside)
     assert view.derive().value == pytest.approx(view.total_time_s)
+    assert view.total_flops == tiny_llama_view.recount("nbcount").total_flops  # every FLOP placed at some peak
     assert view.total_time_s == pytest.approx(view.table["time_s"].sum())
     assert view.table["share"].sum() == pytest.approx(1.0)
 
@@ -372,3 +373,35 @@ def test_transformers_llama_serving_needs_the_kv_heads_when_the_trace_hides_them
     layers, kv_heads, head_dim, context = 2, 2, 64 // 4, 100
     assert decode.cache is not None and decode.cache.read.value == 2 * layers * kv_heads * head_dim * context * BF16
     assert decode.bound == "memory"
+
+
+# --- the benchmark script cannot rot (no time is asserted) --------------------------------------------------
+
+def test_spearman_by_hand() -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from roofline_cpu import spearman
+
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ties share their average rank: ranks (1.5, 1.5, 3) and (1, 2, 3) -> Pearson of the ranks = √3 / 2
+    assert spearman([5, 5, 9], [1, 2, 3]) == pytest.approx(math.sqrt(3) / 2)
+
+
+def test_quick_roofline_benchmark_writes_its_results(tmp_path: object) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = Path(str(tmp_path)) / "ROOFLINE.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "roofline_cpu.py"
+    proc = subprocess.run([sys.executable, str(script), "--quick", "--repeat", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    data = json.loads(out.read_text())
+    assert [c["rows"] > 0 for c in data["cases"]] == [True, True]
+    assert all(c["measured_total_s"] > 0 and c["predicted_total_s"] > 0 for c in data["cases"])
+    assert "## Roofline predictions against measured per-layer time" in proc.stdout
+    assert "no GPU was lent" in proc.stdout
