@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from nbcount.roofline import LayerRoofline, Roofline
 
 
-def _number(value: float) -> int | float:
+def number(value: float) -> int | float:
+    """An integral float as an int, so a derivation prints 3,350,000,000,000 rather than 3,350,000,000,000.0."""
     return int(value) if float(value).is_integer() else value
 
 
@@ -36,13 +37,13 @@ def _peak_steps(view: Roofline, layer: LayerRoofline) -> tuple[list[Step], float
     if len(compute) == 1:
         peak = compute[0][0]
         note = _peak_note(hardware, peak)
-        return [given("peak P", _number(peak.flops_per_s), note=note)], peak.flops_per_s
+        return [given("peak P", number(peak.flops_per_s), note=note)], peak.flops_per_s
     steps: list[Step] = []
     symbols: dict[str, Any] = {"F": layer.flops}
     terms = []
     for i, (peak, flops) in enumerate(compute):
         steps += [given(f"FLOPs in {peak.key} F_{i}", flops),
-                  given(f"peak {peak.key} P_{i}", _number(peak.flops_per_s),
+                  given(f"peak {peak.key} P_{i}", number(peak.flops_per_s),
                         note=_peak_note(hardware, peak))]
         symbols.update({f"F_{i}": flops, f"P_{i}": peak.flops_per_s})
         terms.append(f"F_{i}/P_{i}")
@@ -59,8 +60,8 @@ def _side_steps(hardware: Hardware, flops: int, nbytes: int, peak: float) -> lis
     relation = "below" if side == "memory-bound" else "at or above"
     intensity_step = (step("intensity I", "F/B", F=flops, B=nbytes, note=f"{relation} the ridge point {ridge:,.1f}: "
                            f"{side}") if nbytes else given("intensity I", 0, note="moves no bytes"))
-    return [given("bandwidth BW", _number(bandwidth), note=f"{hardware.name} memory, bytes per second"),
-            step("ridge point", "P/BW", P=_number(peak), BW=_number(bandwidth),
+    return [given("bandwidth BW", number(bandwidth), note=f"{hardware.name} memory, bytes per second"),
+            step("ridge point", "P/BW", P=number(peak), BW=number(bandwidth),
                  note="FLOPs per byte at which arithmetic and traffic take equally long"), intensity_step]
 
 
@@ -73,8 +74,8 @@ def derive_layer(view: Roofline, layer: LayerRoofline) -> Derivation:
     peak_steps, peak = _peak_steps(view, layer)
     steps = [given("FLOPs F", layer.flops, note=FLOPS_NOTE), *layer.traffic.steps(), *peak_steps,
              *_side_steps(hardware, layer.flops, layer.bytes, peak),
-             step("compute time t_c", "F/P", F=layer.flops, P=_number(peak)),
-             step("memory time t_m", "B/BW", B=layer.bytes, BW=_number(hardware.bandwidth_bytes_per_s)),
+             step("compute time t_c", "F/P", F=layer.flops, P=number(peak)),
+             step("memory time t_m", "B/BW", B=layer.bytes, BW=number(hardware.bandwidth_bytes_per_s)),
              step("time", "max(t_c, t_m)", t_c=layer.compute_s, t_m=layer.memory_s,
                   note=f"{layer.bound}-bound on {hardware.name}; seconds")]
     return Derivation(f"roofline of {layer.label} on {hardware.name}", tuple(steps), "s")
@@ -96,7 +97,7 @@ def derive_rows(view: Roofline, layers: list[LayerRoofline], subject: str) -> De
              given("fused bytes", fused, note="Σ over the rows of weights + inputs + outputs once"),
              step("effective peak P", "F/t_c", F=flops, t_c=compute_s,
                   note="FLOPs over the seconds of arithmetic at each op's dense peak") if flops else
-             given("peak P", _number(peak)),
+             given("peak P", number(peak)),
              *_side_steps(hardware, flops, nbytes, peak),
              given("time with each layer fused", sum(max(x.compute_s, x.traffic.fused_bytes /
                                                          hardware.bandwidth_bytes_per_s) for x in layers),

@@ -7,15 +7,12 @@ from typing import TYPE_CHECKING
 from nbcount.derive import Derivation, Step, given, step
 from nbcount.hardware import si
 from nbcount.roofline import FLOPS_NOTE
+from nbcount.roofline_derive import number
 from nbcount.roofline_text import seconds
 from nbcount.traffic import ASSUMPTION
 
 if TYPE_CHECKING:
     from nbcount.serving_roofline import PhaseCost, ServingRoofline, Utilisation
-
-
-def _number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
 
 
 def _effective_peak(phase: PhaseCost) -> Step:
@@ -40,7 +37,7 @@ def derive_phase(view: ServingRoofline, phase: PhaseCost) -> Derivation:
                        note="cache read + append")]
     else:
         steps += [given("FLOPs F", phase.flops), given("bytes B", phase.nbytes)]
-    bandwidth = _number(hardware.bandwidth_bytes_per_s)
+    bandwidth = number(hardware.bandwidth_bytes_per_s)
     steps += [given("fused bytes B_min", phase.fused_bytes, note="each layer fused: weights, cache, activations once"),
               _effective_peak(phase),
               given("bandwidth BW", bandwidth, note=f"{hardware.name} memory, bytes per second"),
@@ -61,8 +58,8 @@ def utilisation(phase: PhaseCost, measured_s: float) -> Utilisation:
     if not measured_s > 0:
         raise ValueError(f"measured_s must be a positive number of seconds, not {measured_s!r}")
     peak = phase.flops / phase.compute_s if phase.compute_s else phase.hardware.fp32_flops_per_s
-    bandwidth = _number(phase.hardware.bandwidth_bytes_per_s)
-    mfu = step("MFU", "F/(t*P)", F=phase.flops, t=measured_s, P=_number(peak),
+    bandwidth = number(phase.hardware.bandwidth_bytes_per_s)
+    mfu = step("MFU", "F/(t*P)", F=phase.flops, t=measured_s, P=number(peak),
                note="model FLOPs utilisation: achieved FLOP/s over the peak")
     mbu = step("MBU", "B_min/(t*BW)", B_min=phase.fused_bytes, t=measured_s, BW=bandwidth,
                note="memory bandwidth utilisation: the bytes the step cannot avoid (weights, cache, activations "
