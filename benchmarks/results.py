@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import subprocess
@@ -163,9 +164,19 @@ def write_markdown(results: dict[str, Any]) -> str:
               f"Written by `{command}` on {env['date']} ({results['mode']} mode). Generated: re-run the script rather "
               "than editing this file. Raw numbers, CPU seconds included: `RESULTS.json` beside it.", ""]
     for section in (_headline, _targets_section, _machine, _times, _ratios, _parts, _big, _view, _values, _profiles,
-                    _method):
+                    _method, _roofline):
         lines += section(results)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _roofline(results: dict[str, Any]) -> list[str]:
+    """The roofline comparison written by benchmarks/roofline_cpu.py (ROOFLINE.json), when it has been run."""
+    path = Path(__file__).resolve().parent / "ROOFLINE.json"
+    if not path.exists():
+        return []
+    from roofline_cpu import markdown_section
+
+    return markdown_section(json.loads(path.read_text()))
 
 
 def headline_sentence(results: dict[str, Any]) -> str:

@@ -7,9 +7,10 @@ from nbcount.count import CountError, count
 from nbcount.derive import Derivation, Step
 from nbcount.diff import ReportDiff, diff
 from nbcount.extension import load_ipython_extension
+from nbcount.hardware import Hardware, get_hardware, hardware
 from nbcount.inputs import InputError
 from nbcount.report import Report, Row
 
-__all__ = ["Convention", "CountError", "Derivation", "InputError", "Report", "ReportDiff", "Row", "Step", "conventions",
-           "count", "diff", "load_ipython_extension"]
+__all__ = ["Convention", "CountError", "Derivation", "Hardware", "InputError", "Report", "ReportDiff", "Row", "Step",
+           "conventions", "count", "diff", "get_hardware", "hardware", "load_ipython_extension"]
 __version__ = "0.1.0"

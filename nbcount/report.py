@@ -165,6 +165,20 @@ class Report:
 
         return scaling(self, sizes, axis, convention)
 
+    def roofline(self, hardware: Any = "H100-SXM", dtype: Any = None) -> Any:
+        """Each layer on `hardware`'s roofline: FLOPs, bytes moved, compute- or memory-bound, time."""
+        from nbcount.roofline import roofline
+
+        return roofline(self, hardware, dtype)
+
+    def serving_roofline(self, hardware: Any = ("A100-SXM-80GB", "H100-SXM", "H200", "L4"),
+                         prompt_len: int | None = None, context_len: int | None = None, batch: int | None = None,
+                         kv_dtype: Any = None, n_kv_heads: int | None = None) -> Any:
+        """A decoder's prefill and one decode step (KV-cache read included) per hardware: bound, time, tokens/s."""
+        from nbcount.serving_roofline import serving_roofline
+
+        return serving_roofline(self, hardware, prompt_len, context_len, batch, kv_dtype, n_kv_heads)
+
     # rows ------------------------------------------------------------------------
     def row(self, layer: str, call: int = 0) -> Row:
         """The row of `layer` (dotted path; '' or the class name for the root) at call index `call`."""

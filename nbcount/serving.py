@@ -79,22 +79,23 @@ class _Graph:
         return best // tokens
 
     def follow(self, t: TensorMeta, forward: bool, limit: int = 16) -> OpEvent | None:
-        """The first bmm reached from `t` through shape / scale / mask ops (downstream or upstream)."""
-        current = t
+        """The first bmm reached from `t` through shape / scale / mask ops (downstream or upstream), every branch
+        tried (a dtype cast whose result goes unused sits beside the real path in a bf16 math-path attention)."""
+        frontier = [t]
         for _ in range(limit):
-            ops = self.consumers.get(current.tid, []) if forward else [self.producer.get(current.tid)]
-            nxt = None
-            for op in ops:
-                if op is None:
-                    continue
-                if op.op in ("aten.bmm", "aten.baddbmm"):
-                    return op
-                if op.op in _PASS:
-                    nxt = (op.outputs[0] if forward else tensor_metas(op.args)[0]) if op.outputs else None
-                    break
-            if nxt is None:
+            following = []
+            for current in frontier:
+                ops = self.consumers.get(current.tid, []) if forward else [self.producer.get(current.tid)]
+                for op in ops:
+                    if op is None:
+                        continue
+                    if op.op in ("aten.bmm", "aten.baddbmm"):
+                        return op
+                    if op.op in _PASS and op.outputs:
+                        following.append(op.outputs[0] if forward else tensor_metas(op.args)[0])
+            if not following:
                 return None
-            current = nxt
+            frontier = following
         return None
 
 
