@@ -105,13 +105,13 @@ def _split(costs: list[tuple[str, tuple[Step, ...]]], part: str) -> tuple[Costs,
 
 def backward_row(call: LayerCall, events: list[BackwardEvent], saved_bytes: int) -> BackwardRow:
     """Count one call's backward ops with the op rules and file each step under ∂input or ∂weight."""
-    from nbcount.count import _op_costs
+    from nbcount.rows import op_costs
 
     inputs: Costs = ()
     weights: Costs = ()
     uncounted: list[str] = []
     for part in ("input", "weight"):
-        costs, missing = _op_costs(with_ops(call, tuple(e.op for e in events if e.part == part)))
+        costs, missing = op_costs(with_ops(call, tuple(e.op for e in events if e.part == part)))
         x, w = _split(costs, part)
         inputs, weights, uncounted = inputs + x, weights + w, uncounted + missing
     return BackwardRow(call, inputs, weights, tuple(uncounted), saved_bytes)
@@ -134,9 +134,9 @@ class TrainingCosts:
             saved[s.call] = saved.get(s.call, 0) + s.nbytes
         self.rows = tuple(backward_row(r.call, events.get(i, []), saved.get(i, 0)) for i, r in enumerate(report.rows))
         self.loss = backward_row(loss_call(), events.get(None, []), saved.get(None, 0))
-        from nbcount.count import _row
+        from nbcount.rows import build_row
 
-        self.loss_forward = _row(with_ops(loss_call(), trace.loss_ops))
+        self.loss_forward = build_row(with_ops(loss_call(), trace.loss_ops))
 
     # totals ----------------------------------------------------------------------
     @property
