@@ -75,6 +75,14 @@ def _class_names(module: nn.Module) -> tuple[str, ...]:
     return tuple(f"{c.__module__}.{c.__qualname__}" for c in type(module).__mro__)
 
 
+def _forward_owner(module: nn.Module) -> str:
+    """The class that defines the forward that runs (module rules describe their own class's forward only)."""
+    if "forward" in module.__dict__:  # a forward set on the instance replaces every class's
+        return "<instance>"
+    owner = next((c for c in type(module).__mro__ if "forward" in c.__dict__), type(module))
+    return f"{owner.__module__}.{owner.__qualname__}"
+
+
 class CaptureError(RuntimeError):
     """The forward pass raised; `trace` holds the calls recorded up to the failure."""
 
@@ -156,6 +164,7 @@ class _Recorder:
         self.outer_error = sys.exc_info()[1]  # count() called inside an `except` block: not a failure
         self.op_names: dict[Any, tuple[str, bool]] = {}  # op -> (overload packet name, is_view)
         self.op_count = 0  # global op order, for the dataflow (receptive field)
+        self.on_meta = False  # running on meta tensors: the op table's checks stand in for the real kernels'
 
     # tensors -----------------------------------------------------------------
     def meta(self, t: torch.Tensor) -> TensorMeta:
@@ -338,17 +347,30 @@ _MHA = torch.ops.aten._native_multi_head_attention.default  # nn.MultiheadAttent
 _DEVICE = torch.ops.prim.device.default
 
 
+def _refusal(func: Any) -> Any:
+    """The op table's check for this op: it refuses, without data, a call the real kernel would refuse."""
+    from nbcount.rules.classify import facet
+
+    return facet(str(func.overloadpacket), "check")
+
+
 class _OpMode(TorchDispatchMode):
     def __init__(self, recorder: _Recorder):
         super().__init__()
         self.recorder = recorder
         fake = _active_fake_mode()
         self.faker = _Faker(fake) if fake is not None else None
+        self.checks: dict[Any, Any] = {}
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         if func is _DEVICE:  # FakeTensor.device asking the mode: not an op, and real execution never sees it
             return func(*args, **(kwargs or {}))
         kwargs = kwargs or {}
+        check = self.checks.get(func, False)
+        if check is False:
+            check = self.checks[func] = _refusal(func)
+        if check is not None and (self.faker is not None or self.recorder.on_meta):
+            check(func, args, kwargs)  # fake and meta kernels accept some calls the real one refuses
         before_write(func, args, kwargs)  # copy a model parameter this op is about to overwrite
         if self.faker is None:
             out = func(*args, **kwargs)
@@ -394,7 +416,8 @@ def _trace(model: nn.Module, recorder: _Recorder, execution: str, inputs: tuple[
             out_tensors=f.out_tensors, params_new=tuple(f.params_new), params_shared=tuple(f.params_shared),
             buffer_bytes=f.buffer_bytes, attrs=hyperparams(f.module), ops=tuple(f.ops),
             is_leaf=not any(True for _ in f.module.children()),
-            op_span=(f.op_start, f.op_end if f.op_end >= 0 else recorder.op_count)))
+            op_span=(f.op_start, f.op_end if f.op_end >= 0 else recorder.op_count),
+            forward_owner=_forward_owner(f.module)))
     registered = {}
     for name, p in model.named_parameters():
         registered[id(p)] = ParamRef(name, tuple(p.shape), p.numel(), p.numel() * p.element_size(),
@@ -412,6 +435,7 @@ def run(model: nn.Module, make_inputs: Callable[[], tuple[tuple[Any, ...], dict[
     On failure a CaptureError carries the partial Trace and the path of the failing layer.
     """
     recorder = _Recorder(model)
+    recorder.on_meta = execution == "meta"
     args, kwargs = make_inputs()  # before any hook exists: a bad input leaves nothing behind
     for t in tensors_of((args, kwargs)):
         recorder.track_allocation(t)

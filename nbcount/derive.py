@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from nbcount.types import Part, Term
+
 Number = int | float
 
 _SAFE_FUNCS = {"floor": math.floor, "ceil": math.ceil, "max": max, "min": min, "prod": math.prod}
@@ -55,8 +57,9 @@ class Step:
     formula: str
     symbols: tuple[tuple[str, Number], ...]
     value: Number
-    term: str | None = None  # the breakdown category this value contributes to, if any
+    term: Term | None = None  # the breakdown category this value contributes to, if any
     note: str = ""
+    part: Part | None = None  # backward steps: the gradient this value computes (∂input or ∂weight)
 
     @property
     def substituted(self) -> str:
@@ -84,17 +87,18 @@ class Step:
         return line
 
 
-def step(label: str, formula: str, *, term: str | None = None, note: str = "", **symbols: Any) -> Step:
+def step(label: str, formula: str, *, term: Term | None = None, note: str = "", part: Part | None = None,
+         **symbols: Any) -> Step:
     """Evaluate `formula` over `symbols` and keep every stage for display."""
-    return Step(label, formula, tuple(symbols.items()), _evaluate(formula, symbols), term, note)
+    return Step(label, formula, tuple(symbols.items()), _evaluate(formula, symbols), term, note, part)
 
 
-def given(label: str, value: Number, *, term: str | None = None, note: str = "") -> Step:
+def given(label: str, value: Number, *, term: Term | None = None, note: str = "") -> Step:
     """A step that states a value without a formula (a sum carried over, a measured size)."""
     return Step(label, "", (), value, term, note)
 
 
-def total(label: str, parts: Iterable[tuple[str, Number]], *, term: str | None = None, note: str = "") -> Step:
+def total(label: str, parts: Iterable[tuple[str, Number]], *, term: Term | None = None, note: str = "") -> Step:
     """The sum of named parts: ``label = a + b + c = 1 + 2 + 3 = 6``."""
     items = list(parts)
     if not items:

@@ -11,14 +11,30 @@ from typing import Any
 from nbcount.conventions import Convention, get_convention
 from nbcount.derive import Step, given
 from nbcount.report import Report, Row
-from nbcount.rules import IGNORED_OPS, MODULE_RULES, OP_RULES, PARAM_RULES, find_module_rule
+from nbcount.rules import find_module_rule, in_mro
+from nbcount.rules.classify import UNCOUNTED, classify
 from nbcount.rules.params import generic_params
-from nbcount.types import Diagnostic, LayerCall, Trace
+from nbcount.types import Diagnostic, LayerCall, Term, Trace
+
+
+def module_rule(call: LayerCall) -> Any:
+    """The whole-module cost rule of the call, when the forward that ran is the one the rule describes.
+
+    A rule registered for a class describes that class's own forward: it applies when the forward that ran
+    was defined by that class or inherited from one of its bases, not when a subclass overrides forward
+    (its extra work would vanish inside the rule), nor when the call ran no op at all.
+    """
+    found = in_mro(call.classes, "cost")
+    if found is None:
+        return None
+    name, rule = found
+    owner = call.forward_owner or name
+    return rule if owner in call.classes[call.classes.index(name):] else None
 
 
 def op_costs(call: LayerCall) -> tuple[list[tuple[str, tuple[Step, ...]]], list[str]]:
     """The cost steps of a call's own ops (or its module rule), and the ops no rule counted."""
-    rule = find_module_rule(MODULE_RULES, call)
+    rule = module_rule(call)
     if rule is not None:
         try:
             return [(f"{call.module_type} rule", rule(call))], []
@@ -26,14 +42,17 @@ def op_costs(call: LayerCall) -> tuple[list[tuple[str, tuple[Step, ...]]], list[
             return [], [f"{call.module_type} (rule failed: {type(error).__name__})"]
     costs, uncounted = [], []
     for op in call.ops:
-        op_rule = OP_RULES.get(op.op)
-        if op_rule is not None:
+        treatment = classify(op.op)
+        if treatment.how == UNCOUNTED:
+            uncounted.append(op.op)
+        elif treatment.rule is not None:
             try:
-                costs.append((op.op, op_rule(op)))
+                steps = treatment.rule(op)
             except Exception as error:  # a rule that cannot read this overload: say so, never zero
                 uncounted.append(f"{op.op} (rule failed: {type(error).__name__})")
-        elif op.op not in IGNORED_OPS:
-            uncounted.append(op.op)
+                continue
+            if steps:
+                costs.append((op.op, steps))
     return costs, uncounted
 
 
@@ -45,7 +64,7 @@ def param_steps(call: LayerCall) -> tuple[Step, ...]:
             shared = sum(p.numel for p in call.params_shared)
             return (given("params (new)", 0, note=f"reuses {shared:,} parameters counted at an earlier call"),)
         return (given("params", 0),)
-    rule = find_module_rule(PARAM_RULES, call) if not call.params_shared else None
+    rule = find_module_rule(call, "params") if not call.params_shared else None
     if rule is not None:
         try:
             steps = rule(call)
@@ -63,7 +82,8 @@ def build_row(call: LayerCall) -> Row:
     for _, steps in costs:
         for s in steps:
             if s.term:
-                breakdown[s.term] = breakdown.get(s.term, 0) + int(s.value)
+                term = str(s.term.value if isinstance(s.term, Term) else s.term)
+                breakdown[term] = breakdown.get(term, 0) + int(s.value)
     return Row(call, tuple(costs), breakdown, param_steps(call), tuple(uncounted))
 
 

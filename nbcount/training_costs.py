@@ -1,7 +1,7 @@
 """Costs of a training step from a TrainingTrace: backward per layer (∂input and ∂weight), training FLOPs.
 
 The backward ops of each call are counted by the same op rules as the forward (never by a module's
-forward rule); a step whose label names its gradient (``∂W`` of convolution_backward) is filed under
+forward rule); a step whose `part` names its gradient (``∂W`` of convolution_backward) is filed under
 that gradient, any other under the part its op's outputs flow to (see training.weight_parts).
 """
 
@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 from nbcount.conventions import Convention, conventions, get_convention
 from nbcount.derive import Derivation, Step, given, step
 from nbcount.report import tally_uncounted
-from nbcount.rules.backward import step_part
 from nbcount.training import BackwardEvent, TrainingTrace, loss_call, with_ops
-from nbcount.types import LayerCall, Term
+from nbcount.types import LayerCall, Part, Term
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,8 +93,8 @@ class BackwardRow:
 def _split(costs: list[tuple[str, tuple[Step, ...]]], part: str) -> tuple[Costs, Costs]:
     inputs, weights = [], []
     for source, steps in costs:
-        x = tuple(s for s in steps if (step_part(s.label) or part) == "input")
-        w = tuple(s for s in steps if (step_part(s.label) or part) == "weight")
+        x = tuple(s for s in steps if (s.part or part) == Part.INPUT)
+        w = tuple(s for s in steps if (s.part or part) == Part.WEIGHT)
         if x:
             inputs.append((source, x))
         if w:

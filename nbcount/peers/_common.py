@@ -6,44 +6,21 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
-from nbcount.rules import qualname
+from nbcount.rules import attention, elementwise, in_mro, norm, pool, qualname, resample
+from nbcount.rules.classify import facet
+from nbcount.rules.table import names
 from nbcount.types import OpEvent, TensorMeta
 
 if TYPE_CHECKING:
     from nbcount.report import Row
 
+aten = torch.ops.aten
 RowCount = Callable[["Row"], int]
 OpCount = Callable[[OpEvent], int]
 
-# Layer kinds, most specific first (resolved through the MRO); the rows of every rules table.
-KIND_CLASSES: tuple[tuple[str, type], ...] = (
-    ("conv_transpose", nn.modules.conv._ConvTransposeNd),
-    ("conv", nn.modules.conv._ConvNd),
-    ("linear", nn.Linear),
-    ("batchnorm", nn.modules.batchnorm._BatchNorm),
-    ("instancenorm", nn.modules.instancenorm._InstanceNorm),
-    ("layernorm", nn.LayerNorm),
-    ("groupnorm", nn.GroupNorm),
-    ("relu6", nn.ReLU6),
-    ("relu", nn.ReLU),
-    ("leaky_relu", nn.LeakyReLU),
-    ("sigmoid", nn.Sigmoid),
-    ("tanh", nn.Tanh),
-    ("activation", nn.GELU), ("activation", nn.SiLU), ("activation", nn.ELU), ("activation", nn.PReLU),
-    ("softmax", nn.Softmax),
-    ("maxpool", nn.modules.pooling._MaxPoolNd),
-    ("avgpool", nn.modules.pooling._AvgPoolNd),
-    ("adaptive_avgpool", nn.modules.pooling._AdaptiveAvgPoolNd),
-    ("adaptive_maxpool", nn.modules.pooling._AdaptiveMaxPoolNd),
-    ("upsample", nn.Upsample),
-    ("dropout", nn.modules.dropout._DropoutNd),
-    ("mha", nn.MultiheadAttention),
-    ("embedding", nn.Embedding),
-    ("rnn", nn.RNNBase), ("rnn", nn.modules.rnn.RNNCellBase),
-)
-KIND_OF_CLASS = {qualname(cls): kind for kind, cls in KIND_CLASSES}
 KIND_TITLES = {
     "conv": "Conv1d/2d/3d", "conv_transpose": "ConvTranspose", "linear": "Linear",
     "matmul": "matmul / bmm (functional)",
@@ -57,35 +34,14 @@ KIND_TITLES = {
 KINDS = tuple(KIND_TITLES)
 
 _POOL_MEAN_DIMS = ((-1, -2), (-2, -1), (-1, -2, -3), (-3, -2, -1))
-SDPA_OPS = ("aten._scaled_dot_product_flash_attention_for_cpu", "aten._scaled_dot_product_flash_attention",
-            "aten._scaled_dot_product_efficient_attention", "aten._scaled_dot_product_cudnn_attention",
-            "aten._scaled_dot_product_fused_attention_overrideable", "aten.scaled_dot_product_attention")
-OP_KINDS: dict[str, str] = {
-    **dict.fromkeys(("aten.convolution", "aten._convolution"), "conv"),
-    **dict.fromkeys(("aten.mm", "aten.addmm", "aten.bmm", "aten.baddbmm", "aten.mv", "aten.dot"), "matmul"),
-    **dict.fromkeys(("aten.add", "aten.add_", "aten.mul", "aten.mul_"), "add_mul"),
-    **dict.fromkeys(("aten._softmax", "aten.softmax", "aten._safe_softmax"), "softmax"),
-    **dict.fromkeys(("aten.relu", "aten.relu_"), "relu"),
-    **dict.fromkeys(SDPA_OPS, "sdpa"),
-    "aten._native_multi_head_attention": "mha",
-    **dict.fromkeys(("aten.native_batch_norm", "aten._native_batch_norm_legit_no_training",
-                     "aten._native_batch_norm_legit"), "batchnorm"),
-    "aten.native_layer_norm": "layernorm", "aten.native_group_norm": "groupnorm",
-    **dict.fromkeys(("aten.max_pool2d_with_indices", "aten.max_pool1d", "aten.max_pool2d",
-                     "aten.max_pool3d_with_indices"), "maxpool"),
-    **dict.fromkeys(("aten.avg_pool1d", "aten.avg_pool2d", "aten.avg_pool3d"), "avgpool"),
-    **dict.fromkeys(("aten._adaptive_avg_pool2d", "aten._adaptive_avg_pool3d"), "adaptive_avgpool"),
-    **dict.fromkeys(("aten.upsample_nearest2d", "aten.upsample_bilinear2d"), "upsample"),
-}
 
 
 def row_kinds(row: Row) -> tuple[str, ...]:
     """The layer kinds of a row: its module's kind, else the kinds of the ops it ran itself."""
-    for cls in row.call.classes:
-        kind = KIND_OF_CLASS.get(cls)
-        if kind is not None:
-            return (kind,)
-    kinds = [("adaptive_avgpool" if is_pool_mean(op) else OP_KINDS.get(op.op)) for op in row.call.ops]
+    found = in_mro(row.call.classes, "kind")
+    if found is not None:
+        return (found[1],)
+    kinds = [("adaptive_avgpool" if is_pool_mean(op) else facet(op.op, "kind")) for op in row.call.ops]
     return tuple(dict.fromkeys(k for k in kinds if k))
 
 
@@ -213,18 +169,14 @@ def bn_training(op: OpEvent) -> bool:
     return bool(op.arg(5, "training", True))
 
 
-BATCH_NORM_OPS = ("aten.native_batch_norm", "aten._native_batch_norm_legit_no_training",
-                  "aten._native_batch_norm_legit",
-                  "aten._native_batch_norm_legit_functional", "aten.batch_norm")
-ELEMENTWISE_ADD_MUL = ("aten.add", "aten.add_", "aten.mul", "aten.mul_")
-UPSAMPLE_OPS = ("aten.upsample_nearest1d", "aten.upsample_nearest2d", "aten.upsample_nearest3d",
-                "aten.upsample_linear1d", "aten.upsample_bilinear2d", "aten.upsample_trilinear3d",
-                "aten.upsample_bicubic2d")
-MAX_POOL_OPS = ("aten.max_pool1d", "aten.max_pool2d", "aten.max_pool3d", "aten.max_pool1d_with_indices",
-                "aten.max_pool2d_with_indices", "aten.max_pool3d_with_indices")
-AVG_POOL_OPS = ("aten.avg_pool1d", "aten.avg_pool2d", "aten.avg_pool3d")
-ADAPTIVE_OPS = ("aten._adaptive_avg_pool2d", "aten._adaptive_avg_pool3d", "aten.adaptive_avg_pool1d",
-                "aten.adaptive_max_pool1d", "aten.adaptive_max_pool2d", "aten.adaptive_max_pool3d")
+BATCH_NORM_OPS = names(*norm.BATCH_NORM)
+ELEMENTWISE_ADD_MUL = names(*elementwise.ADD_MUL, aten.add_, aten.mul_)
+UPSAMPLE_OPS = names(aten.upsample_nearest1d, aten.upsample_nearest2d, aten.upsample_nearest3d, *resample.LINEAR,
+                     aten.upsample_bilinear2d, *resample.TRILINEAR, aten.upsample_bicubic2d)
+MAX_POOL_OPS = names(*pool.MAX_POOL)
+AVG_POOL_OPS = names(*pool.AVG_POOL)
+ADAPTIVE_OPS = names(aten._adaptive_avg_pool2d, aten._adaptive_avg_pool3d, aten.adaptive_avg_pool1d, *pool.ADAPTIVE_MAX)
+SDPA_OPS = names(*attention.SDPA)
 
 
 def in_numel(op: OpEvent) -> int:

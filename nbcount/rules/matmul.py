@@ -1,65 +1,87 @@
-"""Matrix products: mm, addmm, bmm, baddbmm, mv, dot, and the bilinear form."""
+"""Matrix products: mm, addmm, bmm, baddbmm, mv, dot, grouped matmuls (mixture of experts), the bilinear form.
+
+Their gradients are matrix products too (counted by these same rules in the backward pass).
+"""
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
 from nbcount.derive import step
-from nbcount.rules import Cost, module_rule, op_rule
+from nbcount.rules import Cost, args, check, expects, field_rule, kind, module_rule, op_rule
+from nbcount.rules.fields_layout import matmul as contract
+from nbcount.rules.fields_layout import mix_all
 from nbcount.types import LayerCall, OpEvent, Term
 
-_MAC = Term.MAC.value
-_BIAS = Term.BIAS.value
+aten = torch.ops.aten
+
+MATMUL = (aten.mm, aten.addmm, aten.bmm, aten.baddbmm, aten.mv, aten.addmv, aten.dot, aten.vdot)
+GROUPED = (aten._grouped_mm,)
 
 
-@op_rule("aten.mm")
+@op_rule(aten.mm)
 def mm(op: OpEvent) -> Cost:
     """MACs = M·K·N for (M×K)·(K×N)."""
-    (m, k), n = op.args[0].shape, op.args[1].shape[-1]
-    return (step("MACs", "M*K*N", term=_MAC, M=m, K=k, N=n),)
+    a = args.matmul(op)
+    return (step("MACs", "M*K*N", term=Term.MAC, M=a.m, K=a.k, N=a.n),)
 
 
-@op_rule("aten.addmm")
+@op_rule(aten.addmm)
 def addmm(op: OpEvent) -> Cost:
     """MACs = M·K·N; bias adds = M·N (the added matrix, usually a Linear's bias)."""
-    (m, k), n = op.args[1].shape, op.args[2].shape[-1]
-    return (step("MACs", "M*K*N", term=_MAC, M=m, K=k, N=n),
-            step("bias adds", "M*N", term=_BIAS, M=m, N=n))
+    a = args.matmul(op)
+    return (step("MACs", "M*K*N", term=Term.MAC, M=a.m, K=a.k, N=a.n),
+            step("bias adds", "M*N", term=Term.BIAS, M=a.m, N=a.n))
 
 
-@op_rule("aten.bmm")
+@op_rule(aten.bmm)
 def bmm(op: OpEvent) -> Cost:
     """MACs = B·M·K·N for a batch of B (M×K)·(K×N) products."""
-    (b, m, k), n = op.args[0].shape, op.args[1].shape[-1]
-    return (step("MACs", "B*M*K*N", term=_MAC, B=b, M=m, K=k, N=n),)
+    a = args.matmul(op)
+    return (step("MACs", "B*M*K*N", term=Term.MAC, B=a.batch, M=a.m, K=a.k, N=a.n),)
 
 
-@op_rule("aten.baddbmm")
+@op_rule(aten.baddbmm)
 def baddbmm(op: OpEvent) -> Cost:
     """MACs = B·M·K·N; adds = B·M·N for the added batch of matrices."""
-    (b, m, k), n = op.args[1].shape, op.args[2].shape[-1]
-    return (step("MACs", "B*M*K*N", term=_MAC, B=b, M=m, K=k, N=n),
-            step("adds", "B*M*N", term=_BIAS, B=b, M=m, N=n))
+    a = args.matmul(op)
+    return (step("MACs", "B*M*K*N", term=Term.MAC, B=a.batch, M=a.m, K=a.k, N=a.n),
+            step("adds", "B*M*N", term=Term.BIAS, B=a.batch, M=a.m, N=a.n))
 
 
-@op_rule("aten.mv")
+@op_rule(aten.mv)
 def mv(op: OpEvent) -> Cost:
     """MACs = M·K for a (M×K) matrix times a K-vector."""
-    m, k = op.args[0].shape
-    return (step("MACs", "M*K", term=_MAC, M=m, K=k),)
+    a = args.matmul(op)
+    return (step("MACs", "M*K", term=Term.MAC, M=a.m, K=a.k),)
 
 
-@op_rule("aten.addmv")
+@op_rule(aten.addmv)
 def addmv(op: OpEvent) -> Cost:
     """MACs = M·K; adds = M."""
-    m, k = op.args[1].shape
-    return (step("MACs", "M*K", term=_MAC, M=m, K=k), step("adds", "M", term=_BIAS, M=m))
+    a = args.matmul(op)
+    return (step("MACs", "M*K", term=Term.MAC, M=a.m, K=a.k), step("adds", "M", term=Term.BIAS, M=a.m))
 
 
-@op_rule("aten.dot", "aten.vdot")
+@op_rule(aten.dot, aten.vdot)
 def dot(op: OpEvent) -> Cost:
     """MACs = K for two K-vectors."""
-    return (step("MACs", "K", term=_MAC, K=op.args[0].shape[0]),)
+    return (step("MACs", "K", term=Term.MAC, K=args.matmul(op).k),)
+
+
+@op_rule(*GROUPED)
+def grouped_mm(op: OpEvent) -> Cost:
+    """Grouped matmul (MoE experts): MACs = M·K·N — each of the M routed rows meets exactly one group's K×N matrix.
+
+    The split of the rows among the G groups (``offs``, the tokens each expert received) does not change the
+    total, so the count is exact without the routing values: under fake or meta tensors as with real ones.
+    """
+    g = args.grouped_matmul(op)
+    note = f"{g.groups} groups (experts); rows split among them by offs"
+    if g.layout == "3d-3d":
+        return (step("MACs", "G*M*K*N", term=Term.MAC, G=g.groups, M=g.m, K=g.k, N=g.n, note=note),)
+    return (step("MACs", "M*K*N", term=Term.MAC, M=g.m, K=g.k, N=g.n, note=note),)
 
 
 @module_rule(nn.Bilinear)
@@ -68,7 +90,41 @@ def bilinear(call: LayerCall) -> Cost:
     x1, x2 = call.in_tensors[0], call.in_tensors[1]
     out = call.out_tensors[0]
     n = out.numel // out.shape[-1]
-    steps = [step("MACs", "N*O*(I_1*I_2 + I_1)", term=_MAC, N=n, O=out.shape[-1], I_1=x1.shape[-1], I_2=x2.shape[-1])]
+    steps = [step("MACs", "N*O*(I_1*I_2 + I_1)", term=Term.MAC, N=n, O=out.shape[-1], I_1=x1.shape[-1],
+                  I_2=x2.shape[-1])]
     if call.attr("bias"):
-        steps.append(step("bias adds", "N*O", term=_BIAS, N=n, O=out.shape[-1]))
+        steps.append(step("bias adds", "N*O", term=Term.BIAS, N=n, O=out.shape[-1]))
     return tuple(steps)
+
+
+_SCALAR_TYPE = {torch.float32: "Float", torch.float64: "Double", torch.float16: "Half", torch.bfloat16: "BFloat16",
+                torch.int64: "Long", torch.int32: "Int", torch.int16: "Short", torch.int8: "Char", torch.uint8: "Byte",
+                torch.bool: "Bool", torch.complex64: "ComplexFloat", torch.complex128: "ComplexDouble"}
+
+
+@check(*MATMUL, *GROUPED)
+def same_dtype(func: object, values: tuple[object, ...], kwargs: dict[str, object]) -> None:
+    """The CPU and CUDA kernels refuse operands of different dtypes (a bf16 Linear fed float32, a bool input)."""
+    first = 1 if str(func).startswith(("aten.addmm", "aten.baddbmm", "aten.addmv")) else 0
+    operands = [t for t in values[first:first + 2] if isinstance(t, torch.Tensor)]
+    if len(operands) == 2 and operands[0].dtype != operands[1].dtype:
+        a, b = (_SCALAR_TYPE.get(t.dtype, str(t.dtype)) for t in operands)
+        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {a} and {b}")
+
+
+field_rule(*MATMUL)(contract)
+field_rule(*GROUPED)(mix_all)
+kind("matmul", *MATMUL)
+kind("linear", nn.Linear)
+
+
+@expects(nn.Linear)
+def linear_input(m: nn.Linear) -> str:
+    """Linear expects (*, in_features)."""
+    return f"(*, in_features={m.in_features}): any shape whose last dimension is {m.in_features}"
+
+
+@expects(nn.Bilinear)
+def bilinear_input(m: nn.Bilinear) -> str:
+    """Bilinear expects two inputs with the last dimensions in1_features and in2_features."""
+    return f"two inputs (*, in1_features={m.in1_features}) and (*, in2_features={m.in2_features})"
