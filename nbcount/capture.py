@@ -71,6 +71,24 @@ def tensors_of(value: Any, depth: int = 0) -> list[torch.Tensor]:
     return [t for v in items for t in tensors_of(v, depth + 1)]
 
 
+def packed_weights(module: nn.Module, prefix: str) -> list[ParamRef]:
+    """The weight and bias a quantized module keeps packed in a ScriptObject (LinearPackedParams), not as
+    nn.Parameter: named ``<prefix>.weight`` / ``<prefix>.bias``, at their quantized element size."""
+    packed = getattr(module, "_packed_params", None)
+    if not isinstance(packed, torch.ScriptObject) or not callable(getattr(module, "_weight_bias", None)):
+        return []
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    try:
+        with _disable_current_modes():  # real weights: unpacked outside the fake mode the count may run in
+            tensors = module._weight_bias()  # type: ignore[operator]
+    except Exception:  # a packing nbcount does not know: nothing claimed
+        return []
+    names = ("weight", "bias")
+    return [ParamRef(f"{prefix}.{n}" if prefix else n, tuple(t.shape), t.numel(), t.numel() * t.element_size(),
+                     False) for n, t in zip(names, tensors) if isinstance(t, torch.Tensor)]
+
+
 def _class_names(module: nn.Module) -> tuple[str, ...]:
     return tuple(f"{c.__module__}.{c.__qualname__}" for c in type(module).__mro__)
 
@@ -145,11 +163,17 @@ class _Recorder:
         self.thread = threading.get_ident()
         self.paths = {id(m): name for name, m in model.named_modules()}
         self.param_names: dict[int, str] = {}  # first name of each parameter; safe for a module nested in itself
+        self.packed: dict[int, list[ParamRef]] = {}  # id(module) -> packed weights of its direct children
         for prefix, module in model.named_modules():
+            for name, child in module.named_children():
+                found = packed_weights(child, f"{prefix}.{name}" if prefix else name)
+                if found:
+                    self.packed.setdefault(id(module), []).extend(found)
             for name, p in module._parameters.items():
                 if p is not None:
                     self.param_names.setdefault(id(p), f"{prefix}.{name}" if prefix else name)
         self.seen_params: set[int] = set()
+        self.seen_packed: set[str] = set()
         self.seen_buffers: set[int] = set()
         self.frames: list[_Frame] = []
         self.stack: list[int] = []
@@ -165,6 +189,7 @@ class _Recorder:
         self.op_names: dict[Any, tuple[str, bool]] = {}  # op -> (overload packet name, is_view)
         self.op_count = 0  # global op order, for the dataflow (receptive field)
         self.on_meta = False  # running on meta tensors: the op table's checks stand in for the real kernels'
+        self.manual_root: nn.Module | None = None  # a root whose __call__ bypasses hooks: entered by call_root
 
     # tensors -----------------------------------------------------------------
     def meta(self, t: torch.Tensor) -> TensorMeta:
@@ -217,7 +242,7 @@ class _Recorder:
 
     # module calls --------------------------------------------------------------
     def enter(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if threading.get_ident() != self.thread:
+        if threading.get_ident() != self.thread or module is self.manual_root:
             return
         path = self.paths.get(id(module), "?")
         index = self.counts.get(path, 0)
@@ -229,6 +254,9 @@ class _Recorder:
                 continue
             (shared if id(p) in self.seen_params else new).append(self.param_ref(p))
             self.seen_params.add(id(p))
+        for ref in self.packed.get(id(module), ()):  # a quantized layer's packed weights: read by its call
+            (shared if ref.name in self.seen_packed else new).append(ref)
+            self.seen_packed.add(ref.name)
         buffer_bytes = 0
         for b in module._buffers.values():
             if b is not None and id(b) not in self.seen_buffers:
@@ -241,7 +269,7 @@ class _Recorder:
         self.stack.append(len(self.frames) - 1)
 
     def leave(self, module: nn.Module, output: Any) -> None:
-        if threading.get_ident() != self.thread or not self.stack:
+        if threading.get_ident() != self.thread or not self.stack or module is self.manual_root:
             return
         frame_index = self.stack.pop()
         frame = self.frames[frame_index]
@@ -418,13 +446,33 @@ def _trace(model: nn.Module, recorder: _Recorder, execution: str, inputs: tuple[
             is_leaf=not any(True for _ in f.module.children()),
             op_span=(f.op_start, f.op_end if f.op_end >= 0 else recorder.op_count),
             forward_owner=_forward_owner(f.module)))
-    registered = {}
+    registered: dict[Any, ParamRef] = {}
     for name, p in model.named_parameters():
         registered[id(p)] = ParamRef(name, tuple(p.shape), p.numel(), p.numel() * p.element_size(),
                                      bool(p.requires_grad))
+    for refs in recorder.packed.values():
+        registered.update({ref.name: ref for ref in refs})
     called = {c.path for c in calls}
     return Trace(tuple(calls), tuple(registered.values()), _unused_modules(model, called), inputs, outputs,
                  recorder.peak_bytes, execution, notes)
+
+
+def call_root(model: nn.Module, recorder: _Recorder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``model(*args, **kwargs)``; a root whose class overrides ``__call__`` skips its own hooks, so its call is
+    entered here (and its hooks, should the override reach them, are ignored): its own ops keep a row."""
+    if type(model).__call__ is nn.Module.__call__:
+        return model(*args, **kwargs)
+    recorder.enter(model, args, kwargs)
+    recorder.manual_root = model
+    try:
+        output = model(*args, **kwargs)
+    except BaseException:
+        recorder.manual_root = None
+        recorder.leave(model, None)
+        raise
+    recorder.manual_root = None
+    recorder.leave(model, output)
+    return output
 
 
 def run(model: nn.Module, make_inputs: Callable[[], tuple[tuple[Any, ...], dict[str, Any]]],
@@ -444,7 +492,7 @@ def run(model: nn.Module, make_inputs: Callable[[], tuple[tuple[Any, ...], dict[
     try:
         _attach(model, recorder, handles)
         with _OpMode(recorder):
-            output = model(*args, **kwargs)
+            output = call_root(model, recorder, args, kwargs)
         out_meta = tuple(recorder.tensors_in(output))
         del output
     except Exception as error:  # KeyboardInterrupt / SystemExit propagate as they are, after cleanup

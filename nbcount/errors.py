@@ -73,7 +73,7 @@ def not_a_module(obj: Any) -> str:
 def missing_forward(model: nn.Module) -> str | None:
     """The message for a module without a forward (ModuleList, ModuleDict, a bare nn.Module), else None."""
     forward = getattr(type(model), "forward", None)
-    if forward is not getattr(nn.Module, "forward", None):
+    if forward is not getattr(nn.Module, "forward", None) or type(model).__call__ is not nn.Module.__call__:
         return None
     name = type(model).__name__
     if isinstance(model, (nn.ModuleList, nn.ModuleDict)):

@@ -85,12 +85,13 @@ def params_total(report: Report) -> Section:
         if r.call.params_shared:
             n = sum(p.numel for p in r.call.params_shared)
             steps.append(given(f"{row_label(r)}", 0, note=f"reuses {n:,} parameters counted at their first use"))
-    registered = {p.name: p.numel for p in report.trace.registered_params}
+    from nbcount.rows import unused_params
+
     pieces: list[Part] = [("used", used.value)]
-    for name in report.trace.unused_modules:
-        n = sum(v for k, v in registered.items() if k.startswith(name + "."))
-        steps.append(given(f"{name} (never called)", n, note="registered but not used by the forward pass"))
-        pieces.append((f"unused {name}", n))
+    for name, n in unused_params(report.rows, report.trace).items():
+        if n:  # a module never called whose parameters were read elsewhere (MultiheadAttention's out_proj) adds none
+            steps.append(given(f"{name} (never called)", n, note="registered but not used by the forward pass"))
+            pieces.append((f"unused {name}", n))
     other = report.total_params - sum(v for _, v in pieces)
     if other:
         steps.append(given("other parameters never used", other, note="registered, never touched by the forward"))

@@ -87,27 +87,58 @@ def build_row(call: LayerCall) -> Row:
     return Row(call, tuple(costs), breakdown, param_steps(call), tuple(uncounted))
 
 
-def diagnostics(rows: Sequence[Row], trace: Trace, registered: dict[str, int]) -> tuple[Diagnostic, ...]:
-    """Findings: uncounted ops, shared parameters, unused modules, and the trace's notes."""
-    found: list[Diagnostic] = []
-    uncounted: dict[str, list[str]] = {}
+def used_param_names(rows: Sequence[Row]) -> set[str]:
+    """Parameters some op of the forward pass read (through their module's call or functionally)."""
+    return {p.name for r in rows for p in (*r.call.params_new, *r.call.params_shared)}
+
+
+def unused_params(rows: Sequence[Row], trace: Trace) -> dict[str, int]:
+    """Each module never called, with how many of its parameters no op read (0: all were read elsewhere)."""
+    used = used_param_names(rows)
+    return {name: sum(p.numel for p in trace.registered_params if p.name.startswith(name + ".") and p.name not in used)
+            for name in trace.unused_modules}
+
+
+def _uncounted(rows: Sequence[Row]) -> list[Diagnostic]:
+    layers_of: dict[str, list[str]] = {}
     for r in rows:
         for op in r.uncounted:
-            uncounted.setdefault(op, []).append(r.layer or r.call.module_type)
-    for op, layers in uncounted.items():
-        found.append(Diagnostic("uncounted_op", f"{op} has no counting rule: ran {len(layers)}× and was not "
-                                "counted, so the totals are a lower bound", tuple(dict.fromkeys(layers)),
-                                len(layers)))
+            layers_of.setdefault(op, []).append(r.layer or r.call.module_type)
+    found = []
+    for op, layers in layers_of.items():
+        what = f"{op} could not be counted" if "(" in op else f"{op} has no counting rule"
+        found.append(Diagnostic("uncounted_op", f"{what}: ran {len(layers)}× and was not counted, so the totals "
+                                "are a lower bound", tuple(dict.fromkeys(layers)), len(layers)))
+    return found
+
+
+def _unused(rows: Sequence[Row], trace: Trace) -> list[Diagnostic]:
+    """Modules never called: one finding per module holding unread parameters, one line for all the others."""
+    found, quiet = [], []
+    has_params = {p.name.rsplit(".", 1)[0] for p in trace.registered_params}
+    for name, n in unused_params(rows, trace).items():
+        if n:
+            found.append(Diagnostic("unused_module", f"{name} is registered but never called: its {n:,} parameters "
+                                    "are in total_params but not in used_params", (name,), n))
+        elif not any(p == name or p.startswith(name + ".") for p in has_params):
+            quiet.append(name)
+    if quiet:
+        shown = ", ".join(quiet[:5]) + (f" and {len(quiet) - 5} more" if len(quiet) > 5 else "")
+        found.append(Diagnostic("unused_module", f"{len(quiet)} module(s) without parameters were never called "
+                                f"(nothing is missing from the counts): {shown}", tuple(quiet), 0))
+    return found
+
+
+def diagnostics(rows: Sequence[Row], trace: Trace) -> tuple[Diagnostic, ...]:
+    """Findings: uncounted ops, shared parameters, unused modules, and the trace's notes."""
+    found = _uncounted(rows)
     for r in rows:
         if r.call.params_shared:
             n = sum(p.numel for p in r.call.params_shared)
             found.append(Diagnostic("shared_params", f"{r.layer or r.call.module_type} (call {r.call.call_index}) "
                                     f"reuses {n:,} parameters counted once at their first use",
                                     (r.layer,), n))
-    for name in trace.unused_modules:
-        n = sum(v for k, v in registered.items() if k.startswith(name + "."))
-        found.append(Diagnostic("unused_module", f"{name} is registered but never called: its {n:,} "
-                                "parameters are in total_params but not in used_params", (name,), n))
+    found += _unused(rows, trace)
     found += [Diagnostic("note", note) for note in trace.notes]
     return tuple(found)
 
@@ -116,5 +147,4 @@ def report_from_trace(trace: Trace, convention: str | Convention = "nbcount",
                       options: dict[str, Any] | None = None) -> Report:
     """Apply the rules to a Trace and assemble the Report."""
     rows = tuple(build_row(call) for call in trace.calls)
-    registered = {p.name: p.numel for p in trace.registered_params}
-    return Report(rows, trace, get_convention(convention), diagnostics(rows, trace, registered), options or {})
+    return Report(rows, trace, get_convention(convention), diagnostics(rows, trace), options or {})

@@ -77,6 +77,7 @@ def _load_families() -> None:
         norm,
         params,
         pool,
+        quantized,
         recurrent,
         resample,
         scatter,

@@ -10,7 +10,8 @@ Order of questions for an op name (the first answer wins):
 7. tags ``data_dependent_output`` / ``dynamic_output_shape``: selects elements by value, no arithmetic;
 8. tag ``nondeterministic_seeded``: draws random numbers, no arithmetic counted;
 9. no tensor argument in any schema: creates a tensor, no arithmetic;
-10. torch has a decomposition for it: counted as the ops it decomposes into (run on meta tensors);
+10. torch has a decomposition for it (torch._decomp, or the CompositeImplicitAutograd kernel that autograd
+    normally runs, as for aten.linear under torch.inference_mode): counted as the ops it decomposes into;
 11. anything else is uncounted: named in the report, and the totals become a lower bound.
 """
 
@@ -119,9 +120,18 @@ def _from_metadata(name: str, overloads: list[Any]) -> Treatment | None:
 
 
 def _has_decomposition(overloads: list[Any]) -> bool:
+    """A decomposition in torch._decomp, or a CompositeImplicitAutograd kernel (what autograd decomposes the op
+    into: such an op reaches nbcount only when autograd is skipped, e.g. under torch.inference_mode)."""
     from torch._decomp import decomposition_table
 
-    return any(o in decomposition_table for o in overloads)
+    return any(o in decomposition_table or _implicit(o) for o in overloads)
+
+
+def _implicit(overload: Any) -> bool:
+    try:
+        return bool(overload.has_kernel_for_dispatch_key(torch._C.DispatchKey.CompositeImplicitAutograd))
+    except RuntimeError:
+        return False
 
 
 @functools.cache
@@ -218,10 +228,11 @@ class _Expand(TorchDispatchMode):
         kwargs = kwargs or {}
         if func.overloadpacket is self.target:
             decomposition = decomposition_table.get(func)
-            if decomposition is None:
-                raise NotImplementedError(f"{func} has no decomposition")
             with self:
-                return decomposition(*args, **kwargs)
+                out = decomposition(*args, **kwargs) if decomposition is not None else func.decompose(*args, **kwargs)
+            if out is NotImplemented:
+                raise NotImplementedError(f"{func} has no decomposition")
+            return out
         out = func(*args, **kwargs)
         outs = out if isinstance(out, (tuple, list)) else (out,)
         self.events.append(OpEvent(str(func.overloadpacket), self.convert(tuple(args)),

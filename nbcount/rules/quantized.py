@@ -1,0 +1,37 @@
+"""Quantized linear layers (torch.ao.quantization: dynamic and static): their packed weights are read by one op.
+
+The weight is packed in a ScriptObject (``LinearPackedParamsBase``); capture counts its weight and bias as the
+layer's parameters, and ``quantized.linear_unpack`` gives the bias here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from nbcount.derive import step
+from nbcount.rules import Cost, op_rule
+from nbcount.rules.table import exists
+from nbcount.types import OpEvent, Term
+
+LINEAR = ("quantized.linear_dynamic", "quantized.linear_dynamic_fp16", "quantized.linear")
+
+
+def _has_bias(packed: Any) -> bool:
+    try:
+        return torch.ops.quantized.linear_unpack(packed)[1] is not None
+    except Exception:  # an fp16 packing or another backend: the bias is not readable here
+        return False
+
+
+def quantized_linear(op: OpEvent) -> Cost:
+    """MACs = n_out·K (K the input features: one dot product of K per output element); bias adds = n_out."""
+    x, out = op.args[0], op.outputs[0]
+    steps = [step("MACs", "n_out*K", term=Term.MAC, n_out=out.numel, K=x.shape[-1])]
+    if _has_bias(op.args[1]):
+        steps.append(step("bias adds", "n_out", term=Term.BIAS, n_out=out.numel))
+    return tuple(steps)
+
+
+op_rule(*(name for name in LINEAR if exists(name)))(quantized_linear)
