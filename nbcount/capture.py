@@ -375,11 +375,16 @@ _MHA = torch.ops.aten._native_multi_head_attention.default  # nn.MultiheadAttent
 _DEVICE = torch.ops.prim.device.default
 
 
-def _refusal(func: Any) -> Any:
-    """The op table's check for this op: it refuses, without data, a call the real kernel would refuse."""
+def _without_data(func: Any) -> tuple[Any, Any]:
+    """The op table's (check, stand_in) for this op when it runs without data (fake or meta tensors).
+
+    check refuses a call the real kernel would refuse (fake and meta kernels accept some); stand_in shapes a
+    call the real kernel accepts but the fake/meta kernel refuses (returns NotImplemented to run the op itself).
+    """
     from nbcount.rules.classify import facet
 
-    return facet(str(func.overloadpacket), "check")
+    name = str(func.overloadpacket)
+    return facet(name, "check"), facet(name, "stand_in")
 
 
 class _OpMode(TorchDispatchMode):
@@ -388,23 +393,33 @@ class _OpMode(TorchDispatchMode):
         self.recorder = recorder
         fake = _active_fake_mode()
         self.faker = _Faker(fake) if fake is not None else None
-        self.checks: dict[Any, Any] = {}
+        self.without_data: dict[Any, tuple[Any, Any]] = {}
+
+    def _run(self, func: Any, args: Any, kwargs: dict[str, Any], stand_in: Any) -> Any:
+        if stand_in is not None:
+            out = stand_in(func, args, kwargs)
+            if out is not NotImplemented:
+                return out
+        return func(*args, **kwargs)
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         if func is _DEVICE:  # FakeTensor.device asking the mode: not an op, and real execution never sees it
             return func(*args, **(kwargs or {}))
         kwargs = kwargs or {}
-        check = self.checks.get(func, False)
-        if check is False:
-            check = self.checks[func] = _refusal(func)
-        if check is not None and (self.faker is not None or self.recorder.on_meta):
-            check(func, args, kwargs)  # fake and meta kernels accept some calls the real one refuses
+        check, stand_in = None, None
+        if self.faker is not None or self.recorder.on_meta:
+            rules = self.without_data.get(func)
+            if rules is None:
+                rules = self.without_data[func] = _without_data(func)
+            check, stand_in = rules
+        if check is not None:
+            check(func, args, kwargs)
         before_write(func, args, kwargs)  # copy a model parameter this op is about to overwrite
         if self.faker is None:
-            out = func(*args, **kwargs)
+            out = self._run(func, args, kwargs, stand_in)
         else:  # the recorder still sees the original tensors (parameter identity)
             value = self.faker.value
-            out = func(*[value(a) for a in args], **{k: value(v) for k, v in kwargs.items()})
+            out = self._run(func, [value(a) for a in args], {k: value(v) for k, v in kwargs.items()}, stand_in)
             if func is _MHA and not (args[10] if len(args) > 10 else kwargs.get("need_weights", True)):
                 out = (out[0], None)  # as the CPU kernel: no weights (the fake kernel gives an empty tensor)
         self.recorder.op(func, args, kwargs, out)

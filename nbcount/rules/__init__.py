@@ -8,6 +8,8 @@ and registers against them everything nbcount knows, each with one decorator:
 - ``@field_rule(aten.convolution)``: how the op moves receptive fields;
 - ``kind("matmul", aten.mm, nn.Linear)``: the layer kind compare() groups a row under;
 - ``@check(aten.mm)``: refuse on the fake path a call the real kernel refuses;
+- ``@stand_in(aten._grouped_mm)``: shape on the fake path a call the real kernel accepts but torch's fake or
+  meta kernel refuses;
 - ``@module_rule(nn.LSTM)``: the cost of a whole module call (used only when the module's forward is the
   library's own: a subclass that overrides forward is counted op by op);
 - ``@param_rule(nn.Conv2d)``, ``@shape_rule(nn.Conv2d)``, ``@expects(nn.Conv2d)``: a module type's parameter
@@ -47,6 +49,7 @@ field_rule = registrar("field")
 shape_rule = registrar("shape")
 expects = registrar("expects")
 check = registrar("check")
+stand_in = registrar("stand_in")
 
 
 def ignore(reason: str, *ops: OpLike) -> None:
@@ -82,12 +85,13 @@ def _load_families() -> None:
         resample,
         scatter,
         shapes,
+        spectral,
         vision,
     )
 
 
 __all__ = ["ClassOrOp", "Cost", "ModuleRule", "OpLike", "OpRule", "T", "check", "expects", "field_rule",
            "find_module_rule", "first_in_mro", "ignore", "in_mro", "kind", "module_rule", "op_rule", "param_rule",
-           "qualname", "shape_rule"]
+           "qualname", "shape_rule", "stand_in"]
 
 _load_families()

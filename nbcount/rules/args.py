@@ -149,7 +149,7 @@ def pool_window(op: OpEvent) -> Window:
     nd = spatial_dims(op)
     kernel = per_axis(op.arg(1, "kernel_size"), nd)
     stride = op.arg(2, "stride")
-    dilation = op.arg(4, "dilation") if op.op.startswith("aten.max_pool") else 1
+    dilation = op.arg(4, "dilation") if "max_pool" in op.op else 1
     return Window(kernel, per_axis(stride, nd) if stride else kernel, per_axis(op.arg(3, "padding"), nd),
                   per_axis(dilation, nd, 1))
 

@@ -2,14 +2,15 @@
 
 Order of questions for an op name (the first answer wins):
 1. a family declared it (``op_rule`` / ``ignore``);
-2. it is the in-place form of a declared op (``aten.add_`` of ``aten.add``): treated as that op;
-3. torch's schema says it is a view (``is_view``, tag ``inplace_view``): no arithmetic;
+2. torch's schema says it is a view (``is_view``, tag ``inplace_view``): no arithmetic;
+3. it is the in-place form of a known op (``aten.add_`` of ``aten.add``): treated as that op; a list form
+   (``aten._foreach_mul``) is its op applied to each tensor of the list;
 4. tag ``view_copy``: a copy of a view, no arithmetic;
 5. tag ``pointwise``: one operation per output element (none when the result is bool: a comparison);
 6. tag ``reduction``: one operation per input element;
 7. tags ``data_dependent_output`` / ``dynamic_output_shape``: selects elements by value, no arithmetic;
 8. tag ``nondeterministic_seeded``: draws random numbers, no arithmetic counted;
-9. no tensor argument in any schema: creates a tensor, no arithmetic;
+9. no tensor argument in any schema (an ``out=`` buffer aside): creates a tensor, no arithmetic;
 10. torch has a decomposition for it (torch._decomp, or the CompositeImplicitAutograd kernel that autograd
     normally runs, as for aten.linear under torch.inference_mode): counted as the ops it decomposes into;
 11. anything else is uncounted: named in the report, and the totals become a lower bound.
@@ -97,13 +98,18 @@ def _tags(overloads: list[Any]) -> set[str]:
 
 
 def _takes_tensors(overloads: list[Any]) -> bool:
-    return any("Tensor" in str(a.type) for o in overloads for a in o._schema.arguments)
+    """Whether some overload reads a tensor (an ``out=`` buffer it only writes does not count)."""
+    return any("Tensor" in str(a.type) and not a.is_out for o in overloads for a in o._schema.arguments)
+
+
+def _view(name: str, overloads: list[Any]) -> Treatment | None:
+    if any(o.is_view for o in overloads) or "inplace_view" in _tags(overloads):
+        return Treatment(name, NONE, "a view or in-place shape change: no arithmetic", "schema: view")
+    return None
 
 
 def _from_metadata(name: str, overloads: list[Any]) -> Treatment | None:
     tags = _tags(overloads)
-    if any(o.is_view for o in overloads) or "inplace_view" in tags:
-        return Treatment(name, NONE, "a view or in-place shape change: no arithmetic", "schema: view")
     if "view_copy" in tags:
         return Treatment(name, NONE, "copies a view of its input: no arithmetic", "tag view_copy")
     if "pointwise" in tags:
@@ -117,6 +123,30 @@ def _from_metadata(name: str, overloads: list[Any]) -> Treatment | None:
     if overloads and not _takes_tensors(overloads):
         return Treatment(name, NONE, "creates a tensor from sizes or scalars: no arithmetic", "schema: no tensor input")
     return None
+
+
+def _foreach(name: str) -> Treatment | None:
+    """``aten._foreach_mul``: the op ``aten.mul`` applied to each tensor of a list (optimizers, grad clipping)."""
+    namespace, _, op = name.partition(".")
+    if namespace != "aten" or not op.startswith("_foreach_"):
+        return None
+    inner = classify("aten." + op.removeprefix("_foreach_").rstrip("_"))
+    basis = f"a list form of {inner.op}"
+    if inner.how == NONE:
+        return Treatment(name, NONE, inner.why, basis)
+    if inner.rule in (pointwise, reduction) or inner.basis.startswith("declared in rules/elementwise"):
+        return Treatment(name, RULE, _doc(foreach), basis, foreach)
+    return None
+
+
+def foreach(op: OpEvent) -> Cost:
+    """1 operation per element of each tensor of the list (the list form of a pointwise op or reduction)."""
+    tensors = [t for t in (op.args[0] if op.args and isinstance(op.args[0], tuple) else ()) if isinstance(t, TensorMeta)]
+    if not tensors:
+        return ()
+    term = Term.REDUCTION if op.op.endswith(("norm", "max", "powsum")) else Term.ELEMENTWISE
+    return (step("elementwise ops", "n", term=term, n=sum(t.numel for t in tensors),
+                 note=f"n: the elements of the {len(tensors)} tensors of the list"),)
 
 
 def _has_decomposition(overloads: list[Any]) -> bool:
@@ -137,7 +167,8 @@ def _implicit(overload: Any) -> bool:
 @functools.cache
 def classify(name: str) -> Treatment:
     """How the op called `name` is counted (cached: the table does not change after import)."""
-    found = _declared(name)
+    overloads = _overloads(name)
+    found = _declared(name) or _view(name, overloads)
     if found is not None:
         return found
     base = base_name(name)
@@ -145,8 +176,7 @@ def classify(name: str) -> Treatment:
         inner = classify(base)
         if inner.how != UNCOUNTED:
             return replace(inner, op=name, basis=f"in-place form of {base} ({inner.basis})")
-    overloads = _overloads(name)
-    found = _from_metadata(name, overloads)
+    found = _foreach(name) or _from_metadata(name, overloads)
     if found is not None:
         return found
     if _has_decomposition(overloads):

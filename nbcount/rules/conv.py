@@ -10,12 +10,20 @@ from torch import nn
 
 from nbcount.derive import step
 from nbcount.rules import Cost, args, expects, field_rule, kind, op_rule
+from nbcount.rules.fields_layout import mix_all
 from nbcount.rules.fields_window import window
-from nbcount.types import OpEvent, Part, Term
+from nbcount.types import OpEvent, Part, TensorMeta, Term
 
 aten = torch.ops.aten
 
 CONV = (aten.convolution, aten._convolution, aten.convolution_overrideable)
+# Backend kernels below aten.convolution, each with its own argument order: counted from the weight's shape.
+BACKEND = (aten.cudnn_convolution, aten.miopen_convolution, aten.miopen_depthwise_convolution,
+           aten.mkldnn_convolution, aten._slow_conv2d_forward, aten.slow_conv3d_forward, aten.slow_conv_dilated2d,
+           aten.slow_conv_dilated3d, aten._conv_depthwise2d, aten.conv_depthwise3d, aten._nnpack_spatial_convolution,
+           aten._mps_convolution, aten.cudnn_convolution_relu, aten.miopen_convolution_relu)
+BACKEND_TRANSPOSED = (aten.cudnn_convolution_transpose, aten.miopen_convolution_transpose, aten.slow_conv_transpose2d,
+                      aten.slow_conv_transpose3d, aten._mps_convolution_transpose)
 _AXES_TEXT = {1: "L", 2: "H, W", 3: "D, H, W"}
 
 
@@ -43,6 +51,25 @@ def convolution(op: OpEvent) -> Cost:
         steps.append(step("bias adds", f"N*C_out*{'*'.join(out_spatial)}", term=Term.BIAS,
                           N=out.shape[0], C_out=out.shape[1], **out_spatial))
     return tuple(steps)
+
+
+@op_rule(*BACKEND, *BACKEND_TRANSPOSED)
+def backend_convolution(op: OpEvent) -> Cost:
+    """MACs = n_out·∏W[1:] (each output a C_in/g·∏K dot product); transposed: n_in·∏W[1:]; bias = n_out adds."""
+    x, w, out = op.args[0], op.args[1], op.outputs[0]
+    transposed = op.op in _TRANSPOSED_NAMES
+    per = {f"W_{i}": d for i, d in enumerate(w.shape[1:], 1)}
+    n = {"n_in": x.numel} if transposed else {"n_out": out.numel}
+    steps = [step("MACs", f"{next(iter(n))}*{'*'.join(per)}", term=Term.MAC, **n, **per)]
+    channels = out.shape[1] if len(out.shape) > 1 else 0
+    if any(isinstance(a, TensorMeta) and a.shape == (channels,) for a in op.args[2:]):
+        steps.append(step("bias adds", "n_out", term=Term.BIAS, n_out=out.numel))
+    if op.op.endswith("_relu"):
+        steps.append(step("ReLU", "n_out", term=Term.ACTIVATION, n_out=out.numel))
+    return tuple(steps)
+
+
+_TRANSPOSED_NAMES = {str(op) for op in BACKEND_TRANSPOSED}
 
 
 def _mask(op: OpEvent, index: int, size: int) -> tuple[bool, ...]:
@@ -80,6 +107,7 @@ def convolution_backward(op: OpEvent) -> Cost:
 
 
 field_rule(*CONV)(window)
+field_rule(*BACKEND, *BACKEND_TRANSPOSED)(mix_all)
 kind("conv", *CONV, nn.modules.conv._ConvNd)
 kind("conv_transpose", nn.modules.conv._ConvTransposeNd)
 

@@ -33,7 +33,8 @@ ACTIVATIONS = (aten.relu6, aten.leaky_relu, aten.elu, aten.celu, aten.selu, aten
                aten.prelu, aten.glu, aten.log_sigmoid_forward)
 SOFTMAX = (aten._softmax, aten._log_softmax, aten._safe_softmax, aten.softmax, aten.log_softmax)
 REDUCTIONS = (aten.sum, aten.mean, aten.prod, aten.amax, aten.amin, aten.logsumexp, aten.cumsum, aten.cumprod,
-              aten.nansum, aten.linalg_vector_norm, aten.norm, aten.any, aten.all)
+              aten.nansum, aten.linalg_vector_norm, aten.norm, aten.any, aten.all, aten.logcumsumexp, aten.cummax,
+              aten.cummin, aten._logcumsumexp, aten.native_norm, aten.segment_reduce)
 VARIANCE = (aten.var, aten.std, aten.var_mean, aten.std_mean)
 DROPOUT = (aten.native_dropout, aten.dropout, aten.bernoulli_, aten.feature_dropout)
 ADD_MUL = (aten.add, aten.mul)
@@ -51,7 +52,7 @@ def _pointwise(label: str, term: Term, per_element: int) -> OpRule:
 
 
 op_rule(*ARITHMETIC)(_pointwise("elementwise ops", Term.ELEMENTWISE, 1))
-op_rule(*ARITHMETIC_2)(_pointwise("elementwise ops", Term.ELEMENTWISE, 2))
+op_rule(*ARITHMETIC_2, aten._add_relu)(_pointwise("elementwise ops", Term.ELEMENTWISE, 2))
 op_rule(*RELU, *ACTIVATIONS)(_pointwise("activation ops", Term.ACTIVATION, 1))
 
 
@@ -61,7 +62,7 @@ def dropout(op: OpEvent) -> Cost:
     return (step("dropout scale", "n_out", term=Term.ELEMENTWISE, n_out=op.outputs[0].numel),)
 
 
-@op_rule(*SOFTMAX)
+@op_rule(*SOFTMAX, aten._masked_softmax)
 def softmax(op: OpEvent) -> Cost:
     """Stable softmax: max, subtract, exp, sum, divide = 5 ops per element."""
     return (step("softmax ops", "5*n", term=Term.SOFTMAX, n=op.outputs[0].numel),)
@@ -91,11 +92,12 @@ def polar(op: OpEvent) -> Cost:
     return (step("elementwise ops", "4*n_out", term=Term.ELEMENTWISE, n_out=op.outputs[0].numel),)
 
 
-CUMULATIVE = (aten.cumsum, aten.cumprod)
-field_rule(*(r for r in REDUCTIONS if r not in CUMULATIVE), *VARIANCE, aten.aminmax, aten.max, aten.min,
+CUMULATIVE = (aten.cumsum, aten.cumprod, aten.logcumsumexp, aten.cummax, aten.cummin, aten._logcumsumexp)
+_OTHER_SIGNATURE = (*CUMULATIVE, aten.segment_reduce, aten.native_norm)  # no (self, dim, …) reduction signature
+field_rule(*(r for r in REDUCTIONS if r not in _OTHER_SIGNATURE), *VARIANCE, aten.aminmax, aten.max, aten.min,
            aten.argmax, aten.argmin, aten.median, aten.mode, aten.count_nonzero)(reduction_field)
-field_rule(*SOFTMAX, *CUMULATIVE, aten.logcumsumexp, aten.sort, aten.topk, aten.argsort, aten.cummax,
-           aten.cummin)(along_dim)
+field_rule(*SOFTMAX, *(c for c in CUMULATIVE if c is not aten._logcumsumexp), aten.sort, aten.topk,
+           aten.argsort)(along_dim)
 kind("add_mul", *ADD_MUL)
 kind("softmax", aten._softmax, aten.softmax, aten._safe_softmax, nn.Softmax)
 kind("relu", *RELU, nn.ReLU)

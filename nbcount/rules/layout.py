@@ -55,7 +55,7 @@ ignore("comparisons, selection or bookkeeping: no floating-point arithmetic",
        aten._local_scalar_dense, aten.is_same_size, aten.equal, aten.allclose, aten.is_nonzero, aten._assert_async,
        aten._assert_tensor_metadata, aten._has_compatible_shallow_copy_type, aten.record_stream, aten.item,
        aten.bucketize, aten.searchsorted, aten.one_hot, aten.sym_storage_offset, aten._functional_assert_async,
-       aten.isin, aten._is_all_true, aten._is_any_true)
+       aten.isin, aten._is_all_true, aten._is_any_true, aten.median, aten.nanmedian, aten.mode, aten.kthvalue)
 ignore("gradient of a view or selection: copies ∂y into zeros, no arithmetic",
        aten.select_backward, aten.diagonal_backward, aten.slice_backward)
 ignore("profiler bookkeeping (record_function ranges, e.g. from DataParallel): no arithmetic",

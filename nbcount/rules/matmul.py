@@ -5,11 +5,13 @@ Their gradients are matrix products too (counted by these same rules in the back
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn as nn
 
 from nbcount.derive import step
-from nbcount.rules import Cost, args, check, expects, field_rule, kind, module_rule, op_rule
+from nbcount.rules import Cost, args, check, expects, field_rule, kind, module_rule, op_rule, stand_in
 from nbcount.rules.fields_layout import matmul as contract
 from nbcount.rules.fields_layout import mix_all
 from nbcount.types import LayerCall, OpEvent, Term
@@ -17,7 +19,10 @@ from nbcount.types import LayerCall, OpEvent, Term
 aten = torch.ops.aten
 
 MATMUL = (aten.mm, aten.addmm, aten.bmm, aten.baddbmm, aten.mv, aten.addmv, aten.dot, aten.vdot)
-GROUPED = (aten._grouped_mm,)
+GROUPED = (aten._grouped_mm, aten._scaled_grouped_mm)
+LOW_PRECISION = (aten._int_mm, aten._weight_int8pack_mm, aten._weight_int4pack_mm, aten._weight_int4pack_mm_for_cpu,
+                 aten._weight_int4pack_mm_with_scales_and_zeros, aten._scaled_mm, aten._scaled_mm_v2,
+                 aten.mkldnn_linear, aten._mixed_dtypes_linear, aten._dyn_quant_matmul_4bit)
 
 
 @op_rule(aten.mm)
@@ -70,6 +75,21 @@ def dot(op: OpEvent) -> Cost:
     return (step("MACs", "K", term=Term.MAC, K=args.matmul(op).k),)
 
 
+@op_rule(aten.addbmm)
+def addbmm(op: OpEvent) -> Cost:
+    """Σ_b A_b·B_b + C: MACs = B·M·K·N; adds = M·N (the added matrix)."""
+    b, a = op.args[1].shape[0], op.args[1].shape
+    n = op.args[2].shape[-1]
+    return (step("MACs", "B*M*K*N", term=Term.MAC, B=b, M=a[1], K=a[2], N=n),
+            step("adds", "M*N", term=Term.BIAS, M=a[1], N=n))
+
+
+@op_rule(*LOW_PRECISION)
+def low_precision_mm(op: OpEvent) -> Cost:
+    """Quantized / scaled / packed-weight matmuls: MACs = n_out·K (one K-long dot product per output element)."""
+    return (step("MACs", "n_out*K", term=Term.MAC, n_out=op.outputs[0].numel, K=op.args[0].shape[-1]),)
+
+
 @op_rule(*GROUPED)
 def grouped_mm(op: OpEvent) -> Cost:
     """Grouped matmul (MoE experts): MACs = M·K·N — each of the M routed rows meets exactly one group's K×N matrix.
@@ -112,8 +132,21 @@ def same_dtype(func: object, values: tuple[object, ...], kwargs: dict[str, objec
         raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {a} and {b}")
 
 
+@stand_in(aten._grouped_mm)
+def grouped_mm_any_dtype(func: Any, values: Any, kwargs: dict[str, Any]) -> Any:
+    """torch's fake and meta kernels of _grouped_mm accept only bf16, its CPU kernel fp32 too: shape the call in bf16
+    and give the result the operands' dtype (or out_dtype), so fp32 MoE models count without data."""
+    a, b = values[0], values[1]
+    if a.dtype == torch.bfloat16 and b.dtype == torch.bfloat16:
+        return NotImplemented
+    out_dtype = kwargs.get("out_dtype", values[4] if len(values) > 4 else None)
+    rest = [v.to(torch.bfloat16) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for v in values[2:4]]
+    out = func(a.to(torch.bfloat16), b.to(torch.bfloat16), *rest, **{k: v for k, v in kwargs.items() if k != "out_dtype"})
+    return out.to(out_dtype or a.dtype)
+
+
 field_rule(*MATMUL)(contract)
-field_rule(*GROUPED)(mix_all)
+field_rule(*GROUPED, *LOW_PRECISION, aten.addbmm)(mix_all)
 kind("matmul", *MATMUL)
 kind("linear", nn.Linear)
 

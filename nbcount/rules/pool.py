@@ -17,10 +17,11 @@ from nbcount.types import OpEvent, Part, Term
 aten = torch.ops.aten
 
 MAX_POOL = (aten.max_pool1d, aten.max_pool2d, aten.max_pool3d, aten.max_pool1d_with_indices,
-            aten.max_pool2d_with_indices, aten.max_pool3d_with_indices)
+            aten.max_pool2d_with_indices, aten.max_pool3d_with_indices, aten.mkldnn_max_pool2d, aten.mkldnn_max_pool3d,
+            aten.quantized_max_pool1d, aten.quantized_max_pool2d, aten.quantized_max_pool3d)
 AVG_POOL = (aten.avg_pool1d, aten.avg_pool2d, aten.avg_pool3d)
 ADAPTIVE_AVG = (aten._adaptive_avg_pool2d, aten._adaptive_avg_pool3d, aten.adaptive_avg_pool1d,
-                aten.adaptive_avg_pool2d, aten.adaptive_avg_pool3d)
+                aten.adaptive_avg_pool2d, aten.adaptive_avg_pool3d, aten.mkldnn_adaptive_avg_pool2d)
 ADAPTIVE_MAX = (aten.adaptive_max_pool1d, aten.adaptive_max_pool2d, aten.adaptive_max_pool3d)
 _AXES_TEXT = {1: "L", 2: "H, W", 3: "D, H, W"}
 
@@ -55,8 +56,17 @@ def adaptive_max_pool(op: OpEvent) -> Cost:
     return (step("comparisons", "n_in - n_out", term=Term.POOL, n_in=op.args[0].numel, n_out=op.outputs[0].numel),)
 
 
+@op_rule(aten.fractional_max_pool2d, aten.fractional_max_pool3d)
+def fractional_max_pool(op: OpEvent) -> Cost:
+    """Comparisons = n_out·(∏K − 1): each output the max of a ∏K window at a random stride."""
+    ks = _window_symbols(args.per_axis(op.args[1], int(op.op[-2])))
+    return (step("comparisons", f"n_out*({'*'.join(ks)} - 1)", term=Term.POOL, n_out=op.outputs[0].numel, **ks),)
+
+
 @op_rule(aten.max_pool2d_with_indices_backward, aten.max_pool3d_with_indices_backward,
-         aten.adaptive_max_pool2d_backward, aten.adaptive_max_pool3d_backward)
+         aten.adaptive_max_pool2d_backward, aten.adaptive_max_pool3d_backward, aten.max_pool2d_backward,
+         aten.mkldnn_max_pool2d_backward, aten.mkldnn_max_pool3d_backward, aten.fractional_max_pool2d_backward,
+         aten.fractional_max_pool3d_backward)
 def max_pool_backward(op: OpEvent) -> Cost:
     """Each ∂y element is added to the input position that was the max: n_out adds."""
     return (step("∂x adds", "n_out", term=Term.POOL, part=Part.INPUT, n_out=op.args[0].numel),)
@@ -70,7 +80,8 @@ def avg_pool_backward(op: OpEvent) -> Cost:
                  n_out=op.args[0].numel, **kernel),)
 
 
-@op_rule(aten._adaptive_avg_pool2d_backward, aten._adaptive_avg_pool3d_backward)
+@op_rule(aten._adaptive_avg_pool2d_backward, aten._adaptive_avg_pool3d_backward, aten.adaptive_avg_pool3d_backward,
+         aten.mkldnn_adaptive_avg_pool2d_backward)
 def adaptive_avg_pool_backward(op: OpEvent) -> Cost:
     """The mirror of the forward: n_out divisions and n_in adds."""
     return (step("∂x ops", "n_in + n_out", term=Term.POOL, part=Part.INPUT, n_in=op.args[1].numel,
@@ -78,7 +89,7 @@ def adaptive_avg_pool_backward(op: OpEvent) -> Cost:
 
 
 field_rule(*MAX_POOL, *AVG_POOL)(window)
-field_rule(*ADAPTIVE_AVG, *ADAPTIVE_MAX)(adaptive_pool)
+field_rule(*(a for a in ADAPTIVE_AVG if a is not aten.mkldnn_adaptive_avg_pool2d), *ADAPTIVE_MAX)(adaptive_pool)
 kind("maxpool", *MAX_POOL, pooling._MaxPoolNd)
 kind("avgpool", *AVG_POOL, pooling._AvgPoolNd)
 kind("adaptive_avgpool", aten._adaptive_avg_pool2d, aten._adaptive_avg_pool3d, pooling._AdaptiveAvgPoolNd)

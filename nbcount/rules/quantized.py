@@ -15,6 +15,7 @@ from nbcount.rules import Cost, op_rule
 from nbcount.rules.table import exists
 from nbcount.types import OpEvent, Term
 
+aten = torch.ops.aten
 LINEAR = ("quantized.linear_dynamic", "quantized.linear_dynamic_fp16", "quantized.linear")
 
 
@@ -35,3 +36,15 @@ def quantized_linear(op: OpEvent) -> Cost:
 
 
 op_rule(*(name for name in LINEAR if exists(name)))(quantized_linear)
+
+
+@op_rule(aten.quantize_per_tensor, aten.quantize_per_channel, aten.quantize_per_tensor_dynamic)
+def quantize(op: OpEvent) -> Cost:
+    """q = clamp(round(x/scale) + zero_point): divide, round, add, clamp = 4 ops per element."""
+    return (step("quantize ops", "4*n", term=Term.ELEMENTWISE, n=op.args[0].numel),)
+
+
+@op_rule(aten.dequantize)
+def dequantize(op: OpEvent) -> Cost:
+    """x = (q − zero_point)·scale: 2 ops per element."""
+    return (step("dequantize ops", "2*n", term=Term.ELEMENTWISE, n=sum(o.numel for o in op.outputs)),)

@@ -37,6 +37,7 @@ op_rule(*LINEAR)(_interpolation(2, "linear"))
 op_rule(*BILINEAR)(_interpolation(4, "bilinear"))
 op_rule(*TRILINEAR)(_interpolation(8, "trilinear"))
 op_rule(aten.grid_sampler_2d)(_interpolation(4, "bilinear grid sample"))
+op_rule(aten.grid_sampler_3d)(_interpolation(8, "trilinear grid sample"))
 
 
 @op_rule(*BICUBIC)
@@ -45,7 +46,9 @@ def bicubic(op: OpEvent) -> Cost:
     return (step("interpolation ops", "35*n_out", term=Term.INTERPOLATE, n_out=op.outputs[0].numel),)
 
 
-@op_rule(aten.upsample_nearest1d_backward, aten.upsample_nearest2d_backward, aten.upsample_nearest3d_backward)
+@op_rule(aten.upsample_nearest1d_backward, aten.upsample_nearest2d_backward, aten.upsample_nearest3d_backward,
+         aten._upsample_nearest_exact1d_backward, aten._upsample_nearest_exact2d_backward,
+         aten._upsample_nearest_exact3d_backward)
 def upsample_nearest_backward(op: OpEvent) -> Cost:
     """Each ∂y element is added to its source: n_out adds."""
     return (step("∂x adds", "n_out", term=Term.INTERPOLATE, part=Part.INPUT, n_out=op.args[0].numel),)
@@ -57,6 +60,12 @@ def upsample_linear_backward(op: OpEvent) -> Cost:
     axes = len(op.args[0].shape) - 2
     return (step("∂x ops", "2*P*n_out", term=Term.INTERPOLATE, part=Part.INPUT, P=2**axes,
                  n_out=op.args[0].numel),)
+
+
+@op_rule(aten.upsample_bicubic2d_backward)
+def upsample_bicubic_backward(op: OpEvent) -> Cost:
+    """Each ∂y element is weighted and added to its 16 sources: 2·16·n_out."""
+    return (step("∂x ops", "2*16*n_out", term=Term.INTERPOLATE, part=Part.INPUT, n_out=op.args[0].numel),)
 
 
 field_rule(*NEAREST, *LINEAR, *BILINEAR, *TRILINEAR, *BICUBIC)(resample)

@@ -99,6 +99,12 @@ def histc(op: OpEvent) -> Cost:
     return (step("bin increments", "n_in", term=Term.REDUCTION, n_in=op.args[0].numel),)
 
 
+@op_rule(aten.histogram)
+def histogram(op: OpEvent) -> Cost:
+    """One bin search and increment per input element: n_in (a weighted add with weights)."""
+    return (step("bin increments", "n_in", term=Term.REDUCTION, n_in=op.args[0].numel),)
+
+
 @op_rule(aten.bincount)
 def bincount(op: OpEvent) -> Cost:
     """One increment per input element (a weighted add with weights)."""
@@ -106,4 +112,4 @@ def bincount(op: OpEvent) -> Cost:
 
 
 field_rule(aten.index_add, aten.scatter, aten.scatter_add, aten.scatter_reduce, aten.index_reduce, aten.put,
-           aten.col2im, aten.histc, aten.bincount)(mix_all)
+           aten.col2im, aten.histc, aten.histogram, aten.bincount)(mix_all)
