@@ -141,7 +141,8 @@ def _foreach(name: str) -> Treatment | None:
 
 def foreach(op: OpEvent) -> Cost:
     """1 operation per element of each tensor of the list (the list form of a pointwise op or reduction)."""
-    tensors = [t for t in (op.args[0] if op.args and isinstance(op.args[0], tuple) else ()) if isinstance(t, TensorMeta)]
+    listed = op.args[0] if op.args and isinstance(op.args[0], tuple) else ()
+    tensors = [t for t in listed if isinstance(t, TensorMeta)]
     if not tensors:
         return ()
     term = Term.REDUCTION if op.op.endswith(("norm", "max", "powsum")) else Term.ELEMENTWISE

@@ -141,7 +141,8 @@ def grouped_mm_any_dtype(func: Any, values: Any, kwargs: dict[str, Any]) -> Any:
         return NotImplemented
     out_dtype = kwargs.get("out_dtype", values[4] if len(values) > 4 else None)
     rest = [v.to(torch.bfloat16) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for v in values[2:4]]
-    out = func(a.to(torch.bfloat16), b.to(torch.bfloat16), *rest, **{k: v for k, v in kwargs.items() if k != "out_dtype"})
+    others = {k: v for k, v in kwargs.items() if k != "out_dtype"}
+    out = func(a.to(torch.bfloat16), b.to(torch.bfloat16), *rest, **others)
     return out.to(out_dtype or a.dtype)
 
 
