@@ -5,13 +5,12 @@ Oracle: after a real forward and backward, a parameter with no gradient was not 
 
 from __future__ import annotations
 
+import corpus  # noqa: E402  (tests/ is on sys.path under pytest)
 import pytest
 import torch
 from torch import nn
 
 import nbcount
-
-import corpus  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
 def unused_by_autograd(model: nn.Module, inputs: object) -> int:

@@ -7,6 +7,7 @@ import copy
 import warnings
 from collections.abc import Callable
 
+import corpus  # noqa: E402  (tests/ is on sys.path under pytest)
 import pytest
 import torch
 import torch.nn.functional as F
@@ -16,8 +17,6 @@ from torch.utils.flop_counter import FlopCounterMode
 import nbcount
 from nbcount.rules import vision
 from nbcount.types import OpEvent, TensorMeta
-
-import corpus  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
 def meta_flop_counter_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
