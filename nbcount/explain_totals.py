@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nbcount.derive import Number, Step, given, total
+from nbcount.derive import Number, Step, given, step, total
 from nbcount.explain import Explanation, Section, _section, _short, row_label, subtree
 from nbcount.memory import torchsummary_steps
 
@@ -70,9 +70,7 @@ def sum_section(report: Report, key: str, label: str, value: Callable[[Row], Num
                 note: str = "") -> Section:
     """A total as the sum of its stages' sums."""
     steps, parts = _stage_sums(report, value, label)
-    steps.append(total(label, parts, note=note) if parts else given(label, 0, note=note))
-    if steps[-1].value != expected:
-        steps.append(given(label, expected, note="as the report computes it"))
+    steps.append(total(label, parts, note=note) if parts else step(label, "0", note=note or "nothing counted"))
     return _section(key, label, steps, expected)
 
 

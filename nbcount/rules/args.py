@@ -7,6 +7,7 @@ formulas use, so that no module re-parses positional arguments on its own.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,12 @@ from typing import Any
 from nbcount.types import OpEvent, TensorMeta
 
 AXES = ("D", "H", "W")
+
+
+def used(formula: str, symbols: dict[str, Any]) -> dict[str, Any]:
+    """The symbols a formula names, in the order it names them."""
+    names = dict.fromkeys(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", formula))
+    return {name: symbols[name] for name in names if name in symbols}
 
 
 def axis_names(n: int) -> tuple[str, ...]:
@@ -44,6 +51,16 @@ class Matmul:
     def macs(self) -> int:
         """B·M·K·N."""
         return self.batch * self.m * self.k * self.n
+
+    @property
+    def symbols(self) -> dict[str, int]:
+        """B, M, K, N."""
+        return {"B": self.batch, "M": self.m, "K": self.k, "N": self.n}
+
+    @property
+    def formula(self) -> str:
+        """``B*M*K*N`` (``M*K*N`` without a batch)."""
+        return "B*M*K*N" if self.batch > 1 else "M*K*N"
 
 
 _ADDED = ("aten.addmm", "aten.baddbmm", "aten.addmv")
@@ -121,6 +138,32 @@ class Conv:
         positions = math.prod(self.x.shape[2:] if self.transposed else self.out.shape[2:])
         return self.x.shape[0] * positions * math.prod(self.weight.shape)
 
+    @property
+    def symbols(self) -> dict[str, int]:
+        """Every named dimension: N, C_in, C_out, g, K_h …, H_in …, H_out …"""
+        names = [a.lower() for a in self.axes]
+        return {"N": self.x.shape[0], "C_in": self.x.shape[1], "C_out": self.out.shape[1], "g": self.groups,
+                **{f"K_{a}": k for a, k in zip(names, self.kernel)},
+                **{f"{a}_in": s for a, s in zip(self.axes, self.x.shape[2:])},
+                **{f"{a}_out": s for a, s in zip(self.axes, self.out.shape[2:])}}
+
+    @property
+    def mac_formula(self) -> str:
+        """``N*C_out*H_out*W_out*(C_in/g*K_h*K_w)``; transposed ``N*C_in*H_in*W_in*(C_out/g*K_h*K_w)``."""
+        kernel = "*".join(f"K_{a.lower()}" for a in self.axes) or "1"
+        if self.transposed:
+            return f"N*C_in*{self.spatial('in')}*(C_out/g*{kernel})"
+        return f"N*C_out*{self.spatial('out')}*(C_in/g*{kernel})"
+
+    @property
+    def outputs_formula(self) -> str:
+        """``N*C_out*H_out*W_out``: the output elements (one bias add each)."""
+        return f"N*C_out*{self.spatial('out')}"
+
+    def spatial(self, side: str) -> str:
+        """``H_out*W_out`` (or ``1`` without spatial axes)."""
+        return "*".join(f"{a}_{side}" for a in self.axes) or "1"
+
 
 def conv(op: OpEvent) -> Conv:
     """The convolution's arguments (stride, padding, dilation per axis)."""
@@ -176,6 +219,11 @@ class Attention:
         """B·H·L·S·E (q·kᵀ) + B·H·L·S·E_v (p·v)."""
         return self.scores * (self.e + self.e_v)
 
+    @property
+    def symbols(self) -> dict[str, int]:
+        """B, H, L, S, E, E_v."""
+        return {"B": self.batch, "H": self.heads, "L": self.length, "S": self.source, "E": self.e, "E_v": self.e_v}
+
 
 _MASKED = ("aten.scaled_dot_product_attention", "aten._scaled_dot_product_efficient_attention")
 
@@ -216,6 +264,11 @@ class MultiHead:
     def scores(self) -> int:
         """B·H·L·S."""
         return self.batch * self.heads * self.length * self.source
+
+    @property
+    def symbols(self) -> dict[str, int]:
+        """B, L, S, E, H."""
+        return {"B": self.batch, "L": self.length, "S": self.source, "E": self.embed, "H": self.heads}
 
 
 def _batch_and_length(shape: Sequence[int]) -> tuple[int, int]:

@@ -31,25 +31,11 @@ _AXES_TEXT = {1: "L", 2: "H, W", 3: "D, H, W"}
 def convolution(op: OpEvent) -> Cost:
     """MACs = N·C_out·∏out·(C_in/groups·∏K); transposed: N·C_in·∏in·(C_out/groups·∏K); bias = N·C_out·∏out."""
     c = args.conv(op)
-    x, out = c.x, c.out
-    kernel: dict[str, Any] = {f"K_{a.lower()}": k for a, k in zip(c.axes, c.kernel)}
-    k_prod = "*".join(kernel)
-    steps = []
-    if c.transposed:
-        spatial: dict[str, Any] = {f"{a}_in": s for a, s in zip(c.axes, x.shape[2:])}
-        formula = f"N*C_in*{'*'.join(spatial)}*(C_out/g*{k_prod})"
-        symbols = {"N": x.shape[0], "C_in": x.shape[1], **spatial, "C_out": out.shape[1], "g": c.groups, **kernel}
-        note = "each input element is scattered over C_out/g·∏K outputs"
-        steps.append(step("MACs", formula, term=Term.MAC, note=note, **symbols))
-    else:
-        spatial = {f"{a}_out": s for a, s in zip(c.axes, out.shape[2:])}
-        formula = f"N*C_out*{'*'.join(spatial)}*(C_in/g*{k_prod})"
-        symbols = {"N": out.shape[0], "C_out": out.shape[1], **spatial, "C_in": x.shape[1], "g": c.groups, **kernel}
-        steps.append(step("MACs", formula, term=Term.MAC, **symbols))
+    symbols = c.symbols
+    note = "each input element is scattered over C_out/g·∏K outputs" if c.transposed else ""
+    steps = [step("MACs", c.mac_formula, term=Term.MAC, note=note, **args.used(c.mac_formula, symbols))]
     if c.bias:
-        out_spatial: dict[str, Any] = {f"{a}_out": s for a, s in zip(c.axes, out.shape[2:])}
-        steps.append(step("bias adds", f"N*C_out*{'*'.join(out_spatial)}", term=Term.BIAS,
-                          N=out.shape[0], C_out=out.shape[1], **out_spatial))
+        steps.append(step("bias adds", c.outputs_formula, term=Term.BIAS, **args.used(c.outputs_formula, symbols)))
     return tuple(steps)
 
 
