@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from nbcount.preserve import before_write
+from nbcount.rules.quantized import packed_weights
 from nbcount.types import LayerCall, OpEvent, ParamRef, TensorMeta, Trace
 
 HYPERPARAMS = (
@@ -69,24 +70,6 @@ def tensors_of(value: Any, depth: int = 0) -> list[torch.Tensor]:
     else:
         return []
     return [t for v in items for t in tensors_of(v, depth + 1)]
-
-
-def packed_weights(module: nn.Module, prefix: str) -> list[ParamRef]:
-    """The weight and bias a quantized module keeps packed in a ScriptObject (LinearPackedParams), not as
-    nn.Parameter: named ``<prefix>.weight`` / ``<prefix>.bias``, at their quantized element size."""
-    packed = getattr(module, "_packed_params", None)
-    if not isinstance(packed, torch.ScriptObject) or not callable(getattr(module, "_weight_bias", None)):
-        return []
-    from torch.utils._python_dispatch import _disable_current_modes
-
-    try:
-        with _disable_current_modes():  # real weights: unpacked outside the fake mode the count may run in
-            tensors = module._weight_bias()  # type: ignore[operator]
-    except Exception:  # a packing nbcount does not know: nothing claimed
-        return []
-    names = ("weight", "bias")
-    return [ParamRef(f"{prefix}.{n}" if prefix else n, tuple(t.shape), t.numel(), t.numel() * t.element_size(),
-                     False) for n, t in zip(names, tensors) if isinstance(t, torch.Tensor)]
 
 
 def _class_names(module: nn.Module) -> tuple[str, ...]:

@@ -138,6 +138,12 @@ def minus(label: str, counted: Sequence[tuple[str, Cost]], why: str) -> Cost:
     return (*steps, step(label, "-counted", note=why, counted=last(steps)))
 
 
+def excess(label: str, written: Cost, rule: Cost, extra: str = "", **symbols: Any) -> Cost:
+    """A defect that is the peer's formula as written minus the rule it means: both, then their difference."""
+    text = f"{extra} + written - rule" if extra else "written - rule"
+    return (*written, *rule, step(label, text, written=last(written), rule=last(rule), **symbols))
+
+
 # aten ops ------------------------------------------------------------------------------------------------
 def conv_count(op: OpEvent, label: str, per_mac: int = 1, bias: bool = False, note: str = "") -> Cost:
     """per_mac·MACs of aten.convolution (MACs per input pixel when transposed), + 1 per output for the bias."""

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from nbcount.conventions import Convention, Cost, Defect, register
-from nbcount.derive import step
 from nbcount.peers._common import (
     ADAPTIVE_OPS,
     AVG_POOL_OPS,
@@ -33,6 +32,7 @@ from nbcount.peers._common import (
     RowCount,
     conv_count,
     conv_transposed,
+    excess,
     formula,
     in_count,
     is_pool_mean,
@@ -162,9 +162,7 @@ def _conv_transpose(row: Row) -> Cost:
     parts = []
     for op in _ops(row, ("aten.convolution", "aten._convolution")):
         if conv_transposed(op):
-            written, rule = calflops_conv_transpose(op), conv(op)
-            parts.append((op.op, (*written, *rule, step("defect conv_transpose", "written - rule",
-                                                        written=written[-1].value, rule=rule[-1].value))))
+            parts.append((op.op, excess("defect conv_transpose", calflops_conv_transpose(op), conv(op))))
     return weighted("defect conv_transpose", parts) or nothing("defect conv_transpose", "no transposed conv")
 
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from nbcount.conventions import Convention, Cost, Defect, register
-from nbcount.derive import step
 from nbcount.peers._common import (
     MAC,
     MAC_BIAS,
     attr,
+    excess,
     formula,
     kernel_symbols,
     keyed,
@@ -60,8 +60,7 @@ def _conv_transpose_per_output(row: Row) -> Cost:
     label = "defect conv_transpose_per_output"
     if row.call.classes[0] not in _CONV_T_NAMES:
         return nothing(label, "not a transposed conv")
-    written, rule = conv(row), conv_transpose(row)
-    return (*written, *rule, step(label, "written - rule", written=written[-1].value, rule=rule[-1].value))
+    return excess(label, conv(row), conv_transpose(row))
 
 
 def adaptive_avgpool(row: Row) -> Cost:

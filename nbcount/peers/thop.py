@@ -19,6 +19,7 @@ from nbcount.peers._common import (
     MAC,
     RowCount,
     attr,
+    excess,
     formula,
     kernel_symbols,
     keyed,
@@ -157,9 +158,7 @@ def _conv_transpose(row: Row) -> Cost:
     """count_convNd on a ConvTranspose: a direct conv per output pixel, minus the MACs it really does."""
     if row.call.classes[0] not in _CONV_T_NAMES:
         return nothing("defect conv_transpose_per_output", "not a transposed conv")
-    written, rule = conv(row), conv_transpose_rule(row)
-    return (*written, *rule, step("defect conv_transpose_per_output", "written - rule", written=written[-1].value,
-                                  rule=rule[-1].value))
+    return excess("defect conv_transpose_per_output", conv(row), conv_transpose_rule(row))
 
 
 THOP = register(Convention(

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from nbcount.conventions import Convention, Cost, Defect, register
-from nbcount.derive import step
 from nbcount.peers._common import (
     RowCount,
     attr,
+    excess,
     formula,
     kernel_symbols,
     keyed,
@@ -200,9 +200,8 @@ def _conv_transpose_per_output(row: Row) -> Cost:
     """flops_convtransposend runs flops_convnd: a full C_in/g·∏K dot product for every output element."""
     if not row.call.is_leaf or _CONV_T not in row.call.classes:
         return nothing("defect conv_transpose_per_output", "not a transposed conv")
-    written, rule = conv(row), conv_transpose(row)
-    return (*written, *rule, step("defect conv_transpose_per_output", "8*D + written - rule",
-                                  D=len(attr(row, "kernel_size")), written=written[-1].value, rule=rule[-1].value))
+    return excess("defect conv_transpose_per_output", conv(row), conv_transpose(row), "8*D",
+                  D=len(attr(row, "kernel_size")))
 
 
 TORCHSCAN = register(Convention(

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from nbcount.derive import step
 from nbcount.rules import Cost, op_rule
 from nbcount.rules.table import exists
-from nbcount.types import OpEvent, Term
+from nbcount.types import OpEvent, ParamRef, Term
 
 aten = torch.ops.aten
 LINEAR = ("quantized.linear_dynamic", "quantized.linear_dynamic_fp16", "quantized.linear")
@@ -48,3 +49,21 @@ def quantize(op: OpEvent) -> Cost:
 def dequantize(op: OpEvent) -> Cost:
     """x = (q − zero_point)·scale: 2 ops per element."""
     return (step("dequantize ops", "2*n", term=Term.ELEMENTWISE, n=sum(o.numel for o in op.outputs)),)
+
+
+def packed_weights(module: nn.Module, prefix: str) -> list[ParamRef]:
+    """The weight and bias a quantized module keeps packed in a ScriptObject (LinearPackedParams), not as
+    nn.Parameter: named ``<prefix>.weight`` / ``<prefix>.bias``, at their quantized element size."""
+    packed = getattr(module, "_packed_params", None)
+    if not isinstance(packed, torch.ScriptObject) or not callable(getattr(module, "_weight_bias", None)):
+        return []
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    try:
+        with _disable_current_modes():  # real weights: unpacked outside the fake mode the count may run in
+            tensors = module._weight_bias()  # type: ignore[operator]
+    except Exception:  # a packing nbcount does not know: nothing claimed
+        return []
+    names = ("weight", "bias")
+    return [ParamRef(f"{prefix}.{n}" if prefix else n, tuple(t.shape), t.numel(), t.numel() * t.element_size(),
+                     False) for n, t in zip(names, tensors) if isinstance(t, torch.Tensor)]

@@ -99,15 +99,9 @@ def histc(op: OpEvent) -> Cost:
     return (step("bin increments", "n_in", term=Term.REDUCTION, n_in=op.args[0].numel),)
 
 
-@op_rule(aten.histogram)
+@op_rule(aten.histogram, aten.bincount)
 def histogram(op: OpEvent) -> Cost:
-    """One bin search and increment per input element: n_in (a weighted add with weights)."""
-    return (step("bin increments", "n_in", term=Term.REDUCTION, n_in=op.args[0].numel),)
-
-
-@op_rule(aten.bincount)
-def bincount(op: OpEvent) -> Cost:
-    """One increment per input element (a weighted add with weights)."""
+    """One increment per input element (a weighted add with weights): n_in."""
     return (step("bin increments", "n_in", term=Term.REDUCTION, n_in=op.args[0].numel),)
 
 
