@@ -52,10 +52,10 @@ def render(seen: Mapping[str, Sequence[str]]) -> str:
              "labels), ConvNeXt and Swin (windows), a channels-last CNN, torch.nn's composite layers and nbcount's "
              f"zoo, counted on CPU (fake and real), on meta and with training=True. torch {torch.__version__}.", "",
              "How an op is classified (first match wins; nbcount/rules/classify.py): a family's declared rule or "
-             "reason; the in-place form of a declared op; torch's schema and tags — views, view copies, "
-             "`pointwise` (1 op per output element), `reduction` (1 op per input element), data-dependent "
-             "selections, random fills, factories; torch's decompositions (counted as the ops they become); "
-             "otherwise **uncounted**: named in the report, and its totals are a lower bound.", "",
+             "reason; a view by torch's schema; the in-place or list (`_foreach_`) form of a known op; torch's "
+             "tags — view copies, `pointwise` (1 op per output element), `reduction` (1 op per input element), "
+             "data-dependent selections, random fills — and factories; torch's decompositions (counted as the ops "
+             "they become); otherwise **uncounted**: named in the report, and its totals are a lower bound.", "",
              f"- Corpus: {summary(ops)}.",
              f"- Every aten op of this torch: {summary(all_aten_ops())}.", "",
              "| op | treatment | why | basis | seen in |", "|---|---|---|---|---|"]

@@ -98,7 +98,8 @@ def grouped_mm(op: OpEvent) -> Cost:
     total, so the count is exact without the routing values: under fake or meta tensors as with real ones.
     """
     g = args.grouped_matmul(op)
-    note = f"{g.groups} groups (experts); rows split among them by offs"
+    note = (f"M routed rows split among {g.groups} groups (experts) by offs: the total does not depend on the "
+            "split, so it is the same with or without the routing values")
     if g.layout == "3d-3d":
         return (step("MACs", "G*M*K*N", term=Term.MAC, G=g.groups, M=g.m, K=g.k, N=g.n, note=note),)
     return (step("MACs", "M*K*N", term=Term.MAC, M=g.m, K=g.k, N=g.n, note=note),)
