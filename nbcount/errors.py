@@ -139,8 +139,8 @@ def hint(module: nn.Module | None, call: LayerCall | None, cause: BaseException)
                 "count(model, (1, 128), dtype=torch.long), or pass inputs=torch.randint(0, vocab, (1, 128))")
     if "index out of range" in text.lower() or "out of bounds" in text.lower():
         limit = getattr(module, "num_embeddings", None)
-        bound = f" smaller than num_embeddings={limit}" if limit else " within the table's size"
-        return f"some input index is too large: pass ids{bound}"
+        bound = f" in [0, num_embeddings={limit})" if limit else " within the table's size"
+        return f"some input index is out of range (too large, or negative): pass ids{bound}"
     if "Kernel size can't be greater" in text or "Output size is too small" in text:
         return "the input is too small for this layer's kernel: use a larger input_size (spatial dimensions)"
     if isinstance(cause, TypeError) and re.search(r"missing \d+ required (positional|keyword-only) argument", text):

@@ -31,7 +31,8 @@ def _breakdown(costs: Costs) -> dict[str, int]:
     for _, steps in costs:
         for s in steps:
             if s.term:
-                out[s.term] = out.get(s.term, 0) + int(s.value)
+                term = str(s.term.value if isinstance(s.term, Term) else s.term)
+                out[term] = out.get(term, 0) + int(s.value)
     return out
 
 
