@@ -79,7 +79,9 @@ TORCH = register(Convention(
                "aten._native_multi_head_attention, which FlopCounterMode does not count at all", _mha_fast_path),
     ),
     notes=("Counts at the dispatcher, so functional matmuls are seen; per-module numbers are cumulative "
-           "(ModuleTracker), nbcount shows each module's own share.",),
+           "(ModuleTracker), nbcount shows each module's own share.",
+           "aten._grouped_mm (the experts of transformers' mixture-of-experts models, its default grouped_mm "
+           "code) has no formula: FlopCounterMode counts the experts as 0, nbcount counts their MACs."),
     rules={"conv": FLOP2, "conv_transpose": FLOP2 + "; MACs per input pixel", "linear": FLOP2,
            "matmul": "2 per MAC (baddbmm's added matrix not counted)",
            "sdpa": "2 per MAC of q·kᵀ and p·v (CPU kernel: 0, a defect)",
