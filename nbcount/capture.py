@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from nbcount.preserve import before_write
+from nbcount.rules.quantized import packed_weights
 from nbcount.types import BufferRef, LayerCall, OpEvent, ParamRef, TensorMeta, Trace
 
 HYPERPARAMS = (
@@ -74,6 +75,14 @@ def tensors_of(value: Any, depth: int = 0) -> list[torch.Tensor]:
 
 def _class_names(module: nn.Module) -> tuple[str, ...]:
     return tuple(f"{c.__module__}.{c.__qualname__}" for c in type(module).__mro__)
+
+
+def _forward_owner(module: nn.Module) -> str:
+    """The class that defines the forward that runs (module rules describe their own class's forward only)."""
+    if "forward" in module.__dict__:  # a forward set on the instance replaces every class's
+        return "<instance>"
+    owner = next((c for c in type(module).__mro__ if "forward" in c.__dict__), type(module))
+    return f"{owner.__module__}.{owner.__qualname__}"
 
 
 class CaptureError(RuntimeError):
@@ -138,11 +147,17 @@ class _Recorder:
         self.thread = threading.get_ident()
         self.paths = {id(m): name for name, m in model.named_modules()}
         self.param_names: dict[int, str] = {}  # first name of each parameter; safe for a module nested in itself
+        self.packed: dict[int, list[ParamRef]] = {}  # id(module) -> packed weights of its direct children
         for prefix, module in model.named_modules():
+            for name, child in module.named_children():
+                found = packed_weights(child, f"{prefix}.{name}" if prefix else name)
+                if found:
+                    self.packed.setdefault(id(module), []).extend(found)
             for name, p in module._parameters.items():
                 if p is not None:
                     self.param_names.setdefault(id(p), f"{prefix}.{name}" if prefix else name)
         self.seen_params: set[int] = set()
+        self.seen_packed: set[str] = set()
         self.seen_buffers: set[int] = set()
         self.frames: list[_Frame] = []
         self.stack: list[int] = []
@@ -157,6 +172,8 @@ class _Recorder:
         self.outer_error = sys.exc_info()[1]  # count() called inside an `except` block: not a failure
         self.op_names: dict[Any, tuple[str, bool]] = {}  # op -> (overload packet name, is_view)
         self.op_count = 0  # global op order, for the dataflow (receptive field)
+        self.on_meta = False  # running on meta tensors: the op table's checks stand in for the real kernels'
+        self.manual_root: nn.Module | None = None  # a root whose __call__ bypasses hooks: entered by call_root
 
     # tensors -----------------------------------------------------------------
     def meta(self, t: torch.Tensor) -> TensorMeta:
@@ -209,7 +226,7 @@ class _Recorder:
 
     # module calls --------------------------------------------------------------
     def enter(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if threading.get_ident() != self.thread:
+        if threading.get_ident() != self.thread or module is self.manual_root:
             return
         path = self.paths.get(id(module), "?")
         index = self.counts.get(path, 0)
@@ -221,6 +238,9 @@ class _Recorder:
                 continue
             (shared if id(p) in self.seen_params else new).append(self.param_ref(p))
             self.seen_params.add(id(p))
+        for ref in self.packed.get(id(module), ()):  # a quantized layer's packed weights: read by its call
+            (shared if ref.name in self.seen_packed else new).append(ref)
+            self.seen_packed.add(ref.name)
         buffers = []
         for name, b in module._buffers.items():
             if b is not None and id(b) not in self.seen_buffers:
@@ -235,7 +255,7 @@ class _Recorder:
         self.stack.append(len(self.frames) - 1)
 
     def leave(self, module: nn.Module, output: Any) -> None:
-        if threading.get_ident() != self.thread or not self.stack:
+        if threading.get_ident() != self.thread or not self.stack or module is self.manual_root:
             return
         frame_index = self.stack.pop()
         frame = self.frames[frame_index]
@@ -341,23 +361,51 @@ _MHA = torch.ops.aten._native_multi_head_attention.default  # nn.MultiheadAttent
 _DEVICE = torch.ops.prim.device.default
 
 
+def _without_data(func: Any) -> tuple[Any, Any]:
+    """The op table's (check, stand_in) for this op when it runs without data (fake or meta tensors).
+
+    check refuses a call the real kernel would refuse (fake and meta kernels accept some); stand_in shapes a
+    call the real kernel accepts but the fake/meta kernel refuses (returns NotImplemented to run the op itself).
+    """
+    from nbcount.rules.classify import facet
+
+    name = str(func.overloadpacket)
+    return facet(name, "check"), facet(name, "stand_in")
+
+
 class _OpMode(TorchDispatchMode):
     def __init__(self, recorder: _Recorder):
         super().__init__()
         self.recorder = recorder
         fake = _active_fake_mode()
         self.faker = _Faker(fake) if fake is not None else None
+        self.without_data: dict[Any, tuple[Any, Any]] = {}
+
+    def _run(self, func: Any, args: Any, kwargs: dict[str, Any], stand_in: Any) -> Any:
+        if stand_in is not None:
+            out = stand_in(func, args, kwargs)
+            if out is not NotImplemented:
+                return out
+        return func(*args, **kwargs)
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         if func is _DEVICE:  # FakeTensor.device asking the mode: not an op, and real execution never sees it
             return func(*args, **(kwargs or {}))
         kwargs = kwargs or {}
+        check, stand_in = None, None
+        if self.faker is not None or self.recorder.on_meta:
+            rules = self.without_data.get(func)
+            if rules is None:
+                rules = self.without_data[func] = _without_data(func)
+            check, stand_in = rules
+        if check is not None:
+            check(func, args, kwargs)
         before_write(func, args, kwargs)  # copy a model parameter this op is about to overwrite
         if self.faker is None:
-            out = func(*args, **kwargs)
+            out = self._run(func, args, kwargs, stand_in)
         else:  # the recorder still sees the original tensors (parameter identity)
             value = self.faker.value
-            out = func(*[value(a) for a in args], **{k: value(v) for k, v in kwargs.items()})
+            out = self._run(func, [value(a) for a in args], {k: value(v) for k, v in kwargs.items()}, stand_in)
             if func is _MHA and not (args[10] if len(args) > 10 else kwargs.get("need_weights", True)):
                 out = (out[0], None)  # as the CPU kernel: no weights (the fake kernel gives an empty tensor)
         self.recorder.op(func, args, kwargs, out)
@@ -397,11 +445,14 @@ def _trace(model: nn.Module, recorder: _Recorder, execution: str, inputs: tuple[
             out_tensors=f.out_tensors, params_new=tuple(f.params_new), params_shared=tuple(f.params_shared),
             buffer_bytes=sum(b.nbytes for b in f.buffers), attrs=hyperparams(f.module), ops=tuple(f.ops),
             is_leaf=not any(True for _ in f.module.children()),
-            op_span=(f.op_start, f.op_end if f.op_end >= 0 else recorder.op_count), buffers_new=tuple(f.buffers)))
-    registered = {}
+            op_span=(f.op_start, f.op_end if f.op_end >= 0 else recorder.op_count), buffers_new=tuple(f.buffers),
+            forward_owner=_forward_owner(f.module)))
+    registered: dict[Any, ParamRef] = {}
     for name, p in model.named_parameters():
         registered[id(p)] = ParamRef(name, tuple(p.shape), p.numel(), p.numel() * p.element_size(),
                                      bool(p.requires_grad))
+    for refs in recorder.packed.values():
+        registered.update({ref.name: ref for ref in refs})
     called = {c.path for c in calls}
     return Trace(tuple(calls), tuple(registered.values()), _unused_modules(model, called), inputs, outputs,
                  recorder.peak_bytes, execution, notes, registered_buffers(model))
@@ -419,6 +470,24 @@ def registered_buffers(model: nn.Module) -> tuple[BufferRef, ...]:
     return tuple(found.values())
 
 
+def call_root(model: nn.Module, recorder: _Recorder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``model(*args, **kwargs)``; a root whose class overrides ``__call__`` skips its own hooks, so its call is
+    entered here (and its hooks, should the override reach them, are ignored): its own ops keep a row."""
+    if type(model).__call__ is nn.Module.__call__:
+        return model(*args, **kwargs)
+    recorder.enter(model, args, kwargs)
+    recorder.manual_root = model
+    try:
+        output = model(*args, **kwargs)
+    except BaseException:
+        recorder.manual_root = None
+        recorder.leave(model, None)
+        raise
+    recorder.manual_root = None
+    recorder.leave(model, output)
+    return output
+
+
 def run(model: nn.Module, make_inputs: Callable[[], tuple[tuple[Any, ...], dict[str, Any]]],
         execution: str, notes: tuple[str, ...] = ()) -> Trace:
     """Run ``model(*args, **kwargs)`` once under hooks and the op recorder; return the Trace.
@@ -427,6 +496,7 @@ def run(model: nn.Module, make_inputs: Callable[[], tuple[tuple[Any, ...], dict[
     On failure a CaptureError carries the partial Trace and the path of the failing layer.
     """
     recorder = _Recorder(model)
+    recorder.on_meta = execution == "meta"
     args, kwargs = make_inputs()  # before any hook exists: a bad input leaves nothing behind
     for t in tensors_of((args, kwargs)):
         recorder.track_allocation(t)
@@ -435,7 +505,7 @@ def run(model: nn.Module, make_inputs: Callable[[], tuple[tuple[Any, ...], dict[
     try:
         _attach(model, recorder, handles)
         with _OpMode(recorder):
-            output = model(*args, **kwargs)
+            output = call_root(model, recorder, args, kwargs)
         out_meta = tuple(recorder.tensors_in(output))
         del output
     except Exception as error:  # KeyboardInterrupt / SystemExit propagate as they are, after cleanup

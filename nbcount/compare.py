@@ -45,12 +45,11 @@ def _rules(convs: Sequence[Convention], kinds: Sequence[str]) -> str:
 def _defects(convs: Sequence[Convention], row: Row) -> str:
     """The peers' accidents on this row: included in strict columns, otherwise what the real tool adds."""
     parts = []
+    described = {d.name: d.description for c in convs for d in c.defects}
     for c in convs:
-        for defect in c.defects:
-            delta = int(defect.delta(row))
-            if delta:
-                who = f"{c.name} includes" if c.strict else f"{c.name} (the real tool) counts"
-                parts.append(f"{who} {delta:+,} for {defect.name}: {defect.description}")
+        for name, delta in c.defect_deltas(row).items():
+            who = f"{c.name} includes" if c.strict else f"{c.name} (the real tool) counts"
+            parts.append(f"{who} {delta:+,} for {name}: {described[name]}")
     return "; ".join(parts)
 
 

@@ -3,7 +3,9 @@
 Each convention is data: per-term weights (how many of the tool's units one counted operation is
 worth), or per-module / per-op formulas for peers that count by module type or by operator, the
 unit it prints, the source file of the peer it mirrors, what it counts per layer kind (``rules``),
-and its known defects. A convention mirrors the peer's *rules*; each defect (an accident of the
+and its known defects. Every formula returns derivation steps — the peer's own formula with the
+numbers substituted — and a row's number is the last step of its derivation (``row_steps``), as for
+nbcount's own counts. A convention mirrors the peer's *rules*; each defect (an accident of the
 peer's implementation) is data too, and is added back only by the strict variant
 (``get_convention("ptflops", strict=True)`` or the name ``"ptflops:strict"``).
 """
@@ -12,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from nbcount.derive import Step, step, total
+from nbcount.rules.table import first_in_mro
 from nbcount.types import OpEvent, Term
 
 if TYPE_CHECKING:
@@ -22,13 +26,26 @@ if TYPE_CHECKING:
 ALL_TERMS = tuple(t.value for t in Term)
 STRICT_SUFFIX = ":strict"
 
-RowCount = Callable[["Row"], int]
-OpCount = Callable[[OpEvent], int]
+Cost = tuple[Step, ...]
+RowCount = Callable[["Row"], Cost]  # the steps of a row's count under a peer's formula; the last is the count
+OpCount = Callable[[OpEvent], Cost]  # the same for one aten op
+
+
+def _relabelled(steps: Cost, label: str) -> Cost:
+    """The steps with the last one called `label` (the number a derivation ends with is the convention's)."""
+    if steps and steps[-1].label != label:
+        return (*steps[:-1], replace(steps[-1], label=label))
+    return steps
+
+
+def last(steps: Cost) -> int:
+    """The number a derivation ends with."""
+    return int(steps[-1].value) if steps else 0
 
 
 @dataclass(frozen=True)
 class Defect:
-    """A peer's accident: `delta(row)` is what the peer adds (or, negative, drops) beyond its own rule."""
+    """A peer's accident: `delta(row)` ends with what the peer adds (or, negative, drops) beyond its own rule."""
 
     name: str
     description: str
@@ -57,32 +74,86 @@ class Convention:
     rules: Mapping[str, str] = field(default_factory=dict)  # layer kind -> what this tool counts for it
     strict: bool = False
 
+    @property
+    def label(self) -> str:
+        """``FLOPs (nbcount)``: the unit and the convention, the label of a row's last step."""
+        return f"{self.unit} ({self.name})"
+
+    @property
+    def rule_label(self) -> str:
+        """``MACs (ptflops)``: the label of the peer's rule, before a strict variant adds its defects."""
+        return f"{self.unit} ({self.name.removesuffix(STRICT_SUFFIX)})"
+
     def override_for(self, row: Row) -> RowCount | None:
         """The module formula that counts this row, if any."""
         classes = row.call.classes[:1] if self.exact_type else row.call.classes
-        for cls in classes:
-            override = self.module_overrides.get(cls)
-            if override is not None:
-                return override
-        return None
+        return first_in_mro(classes, self.module_overrides)
+
+    def rule_steps(self, row: Row) -> Cost:
+        """The derivation of this tool's number for one row under its rules (defects not applied); its last step
+        is labelled with the convention (``FLOPs (calflops)``)."""
+        override = self.override_for(row)
+        if override is not None:
+            steps = override(row)
+        elif self.op_counts is not None:
+            steps = self._op_steps(row)
+        else:
+            steps = self._weighted_steps(row)
+        return _relabelled(steps, self.rule_label)
+
+    def _op_steps(self, row: Row) -> Cost:
+        assert self.op_counts is not None
+        per_op = [(op.op, fn(op)) for op in row.call.ops if (fn := self.op_counts.get(op.op)) is not None]
+        per_op = [(name, steps) for name, steps in per_op if steps]
+        if not per_op:
+            return (step(self.label, "0", note=f"{self.name} counts none of this layer's own ops"),)
+        steps = tuple(s for _, cost in per_op for s in cost)
+        if len(per_op) == 1:
+            return steps
+        return (*steps, total(self.label, [(name.removeprefix("aten."), last(cost)) for name, cost in per_op]))
+
+    def _weighted_steps(self, row: Row) -> Cost:
+        weights = self.weights
+        terms: dict[str, Any] = {t: n for t, n in row.breakdown.items() if n and weights.get(t, 0)}
+        if not terms:
+            return (step(self.label, "0", note="nothing this convention counts in the layer's own ops"),)
+        steps: list[Step] = []
+        for term in terms:
+            parts = [s for _, cost in row.costs for s in cost if s.term == term]
+            steps += parts
+            if len(parts) > 1:
+                steps.append(total(term, [(s.label, s.value) for s in parts]))
+        formula = " + ".join(t if weights[t] == 1 else f"{weights[t]}*{t}" for t in terms)
+        return (*steps, step(self.label, formula, **terms))
 
     def rule_value(self, row: Row) -> int:
         """This tool's number for one row under its rules (defects not applied)."""
-        override = self.override_for(row)
-        if override is not None:
-            return int(override(row))
-        if self.op_counts is not None:
-            return int(sum(fn(op) for op in row.call.ops if (fn := self.op_counts.get(op.op)) is not None))
-        return sum(self.weights.get(term, 0) * n for term, n in row.breakdown.items())
+        if self.override_for(row) is None and self.op_counts is None:  # the common case, without building steps
+            return sum(self.weights.get(term, 0) * n for term, n in row.breakdown.items())
+        return last(self.rule_steps(row))
+
+    def defect_steps(self, row: Row) -> list[tuple[Defect, Cost]]:
+        """Each defect that changes this row, with the derivation of what the real tool adds."""
+        found = []
+        for defect in self.defects:
+            steps = defect.delta(row)
+            if last(steps):
+                found.append((defect, steps))
+        return found
 
     def defect_deltas(self, row: Row) -> dict[str, int]:
         """Each defect's non-zero contribution to this row (what the real tool adds to its rule)."""
-        found = {}
-        for defect in self.defects:
-            delta = int(defect.delta(row))
-            if delta:
-                found[defect.name] = delta
-        return found
+        return {defect.name: last(steps) for defect, steps in self.defect_steps(row)}
+
+    def row_steps(self, row: Row) -> Cost:
+        """The derivation of this tool's number for one table row (its defects added when `strict`)."""
+        steps = self.rule_steps(row)
+        defects = self.defect_steps(row) if self.strict else []
+        if not defects:
+            return _relabelled(steps, self.label)
+        added = [s for _, cost in defects for s in cost]
+        parts = [("rule", last(steps)), *((defect.name, last(cost)) for defect, cost in defects)]
+        return (*steps, *added, total(self.label, parts, note="its rule plus the defects of the real tool"))
 
     def row_value(self, row: Row) -> int:
         """This tool's number for one table row (bug-for-bug when `strict`)."""

@@ -12,7 +12,6 @@ from torch import nn
 
 from nbcount import capture, errors
 from nbcount.conventions import Convention, get_convention
-from nbcount.derive import Step, given
 from nbcount.inputs import (
     InputError,
     InputSize,
@@ -23,10 +22,9 @@ from nbcount.inputs import (
     split_inputs,
 )
 from nbcount.preserve import preserved
-from nbcount.report import Report, Row
-from nbcount.rules import IGNORED_OPS, MODULE_RULES, OP_RULES, PARAM_RULES, find_module_rule
-from nbcount.rules.params import generic_params, reuse_note
-from nbcount.types import Diagnostic, LayerCall, Trace
+from nbcount.report import Report
+from nbcount.rows import report_from_trace
+from nbcount.types import Trace
 
 
 class CountError(RuntimeError):
@@ -78,85 +76,6 @@ def _trace(model: nn.Module, make: Any, device: torch.device, execution: str,
             note = f"counted with real arithmetic: running without data failed ({type(error.cause).__name__})"
             return run(model, make, "real", (note,))
     return run(model, make, "real")
-
-
-def _op_costs(call: LayerCall) -> tuple[list[tuple[str, tuple[Step, ...]]], list[str]]:
-    rule = find_module_rule(MODULE_RULES, call)
-    if rule is not None:
-        try:
-            return [(f"{call.module_type} rule", rule(call))], []
-        except Exception as error:  # e.g. a call that failed before producing its output: say so, never zero
-            return [], [f"{call.module_type} (rule failed: {type(error).__name__})"]
-    costs, uncounted = [], []
-    for op in call.ops:
-        op_rule = OP_RULES.get(op.op)
-        if op_rule is not None:
-            try:
-                costs.append((op.op, op_rule(op)))
-            except Exception as error:  # a rule that cannot read this overload: say so, never zero
-                uncounted.append(f"{op.op} (rule failed: {type(error).__name__})")
-        elif op.op not in IGNORED_OPS:
-            uncounted.append(op.op)
-    return costs, uncounted
-
-
-def _param_steps(call: LayerCall) -> tuple[Step, ...]:
-    new = sum(p.numel for p in call.params_new)
-    if call.params_shared and not call.params_new:
-        return (given("params (new)", 0, note=reuse_note(call.params_shared)),)
-    if not call.params_new and not call.is_leaf:
-        return (given("params", 0),)
-    rule = find_module_rule(PARAM_RULES, call) if not call.params_shared else None  # a rule also explains a 0
-    if rule is not None:
-        try:
-            steps = rule(call)
-            if steps and steps[-1].value == new:
-                return steps
-        except Exception:  # a subclass with other attributes: fall back to the tensors themselves
-            pass
-    return generic_params(call) if call.params_new else (given("params", 0),)
-
-
-def _row(call: LayerCall) -> Row:
-    costs, uncounted = _op_costs(call)
-    breakdown: dict[str, int] = {}
-    for _, steps in costs:
-        for s in steps:
-            if s.term:
-                breakdown[s.term] = breakdown.get(s.term, 0) + int(s.value)
-    return Row(call, tuple(costs), breakdown, _param_steps(call), tuple(uncounted))
-
-
-def _diagnostics(rows: Sequence[Row], trace: Trace, registered: dict[str, int]) -> tuple[Diagnostic, ...]:
-    found: list[Diagnostic] = []
-    uncounted: dict[str, list[str]] = {}
-    for r in rows:
-        for op in r.uncounted:
-            uncounted.setdefault(op, []).append(r.layer or r.call.module_type)
-    for op, layers in uncounted.items():
-        found.append(Diagnostic("uncounted_op", f"{op} has no counting rule: ran {len(layers)}× and was not "
-                                "counted, so the totals are a lower bound", tuple(dict.fromkeys(layers)),
-                                len(layers)))
-    for r in rows:
-        if r.call.params_shared:
-            n = sum(p.numel for p in r.call.params_shared)
-            found.append(Diagnostic("shared_params", f"{r.layer or r.call.module_type} (call {r.call.call_index}) "
-                                    f"reuses {n:,} parameters counted once at their first use",
-                                    (r.layer,), n))
-    for name in trace.unused_modules:
-        n = sum(v for k, v in registered.items() if k.startswith(name + "."))
-        found.append(Diagnostic("unused_module", f"{name} is registered but never called: its {n:,} "
-                                "parameters are in total_params but not in used_params", (name,), n))
-    found += [Diagnostic("note", note) for note in trace.notes]
-    return tuple(found)
-
-
-def report_from_trace(trace: Trace, convention: str | Convention = "nbcount",
-                      options: dict[str, Any] | None = None) -> Report:
-    """Apply the rules to a Trace and assemble the Report."""
-    rows = tuple(_row(call) for call in trace.calls)
-    registered = {p.name: p.numel for p in trace.registered_params}
-    return Report(rows, trace, get_convention(convention), _diagnostics(rows, trace, registered), options or {})
 
 
 def _check_model(model: Any) -> nn.Module:

@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from nbcount.types import Part, Term
+
 Number = int | float
 
 _SAFE_FUNCS = {"floor": math.floor, "ceil": math.ceil, "max": max, "min": min, "prod": math.prod}
@@ -55,8 +57,9 @@ class Step:
     formula: str
     symbols: tuple[tuple[str, Number], ...]
     value: Number
-    term: str | None = None  # the breakdown category this value contributes to, if any
+    term: Term | None = None  # the breakdown category this value contributes to, if any
     note: str = ""
+    part: Part | None = None  # backward steps: the gradient this value computes (∂input or ∂weight)
     names: tuple[tuple[str, str], ...] = ()  # symbol -> the text shown for it (a part's dotted name)
     where: tuple[tuple[str, str], ...] = ()  # symbol -> its meaning, where it differs from nbcount.symbols
 
@@ -95,23 +98,23 @@ class Step:
         return line
 
 
-def step(label: str, formula: str, *, term: str | None = None, note: str = "", where: dict[str, str] | None = None,
-         **symbols: Any) -> Step:
+def step(label: str, formula: str, *, term: Term | None = None, note: str = "", part: Part | None = None,
+         where: dict[str, str] | None = None, **symbols: Any) -> Step:
     """Evaluate `formula` over `symbols` and keep every stage for display.
 
     `where` gives the meaning of a symbol that means something else here than in ``nbcount.symbols``
     (``H`` = attention heads rather than height).
     """
     meanings = tuple((k, v) for k, v in (where or {}).items() if k in symbols)
-    return Step(label, formula, tuple(symbols.items()), _evaluate(formula, symbols), term, note, (), meanings)
+    return Step(label, formula, tuple(symbols.items()), _evaluate(formula, symbols), term, note, part, (), meanings)
 
 
-def given(label: str, value: Number, *, term: str | None = None, note: str = "") -> Step:
+def given(label: str, value: Number, *, term: Term | None = None, note: str = "") -> Step:
     """A step that states a value without a formula (a sum carried over, a measured size)."""
     return Step(label, "", (), value, term, note)
 
 
-def total(label: str, parts: Iterable[tuple[str, Number]], *, term: str | None = None, note: str = "") -> Step:
+def total(label: str, parts: Iterable[tuple[str, Number]], *, term: Term | None = None, note: str = "") -> Step:
     """The sum of named parts: ``label = a + b + c = 1 + 2 + 3 = 6``."""
     items = list(parts)
     if not items:
@@ -124,7 +127,7 @@ def total(label: str, parts: Iterable[tuple[str, Number]], *, term: str | None =
         names.append(symbol)
     symbols = {n: v for n, (_, v) in zip(names, items)}
     shown = tuple((n, name) for n, (name, _) in zip(names, items))  # parts, not symbols: shown by their names
-    return Step(label, " + ".join(names), tuple(symbols.items()), sum(symbols.values()), term, note, shown)
+    return Step(label, " + ".join(names), tuple(symbols.items()), sum(symbols.values()), term, note, names=shown)
 
 
 def _symbol_name(name: str, index: int) -> str:

@@ -15,151 +15,28 @@ import re
 import threading
 import traceback
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.modules import batchnorm, conv, instancenorm, pooling
 from torch.nn.parameter import is_lazy
 
 from nbcount.types import LayerCall, TensorMeta, Trace
 
-Expectation = Callable[[Any], str]  # takes the layer; its attributes vary by type
-EXPECTATIONS: dict[type, Expectation] = {}
-_AXES = {1: "L", 2: "H, W", 3: "D, H, W"}
-
-
-def expects(*classes: type) -> Callable[[Expectation], Expectation]:
-    """Register the sentence ``<Layer> expects ...`` for layer classes (resolved through the MRO)."""
-    def register(fn: Expectation) -> Expectation:
-        for cls in classes:
-            if cls in EXPECTATIONS:
-                raise ValueError(f"expected-input sentence for {cls.__name__} registered twice")
-            EXPECTATIONS[cls] = fn
-        return fn
-    return register
-
-
-def _ndim(module: nn.Module) -> int:
-    """Spatial axes of an N-d layer, from its class name (Conv2d → 2); 2 when the name does not say."""
-    for cls in type(module).__mro__:
-        found = re.search(r"([123])d$", cls.__name__)
-        if found:
-            return int(found.group(1))
-    return 2
-
-
-@expects(nn.Linear)
-def _linear(m: Any) -> str:
-    return f"(*, in_features={m.in_features}): any shape whose last dimension is {m.in_features}"
-
-
-@expects(nn.Bilinear)
-def _bilinear(m: Any) -> str:
-    return f"two inputs (*, in1_features={m.in1_features}) and (*, in2_features={m.in2_features})"
-
-
-@expects(conv._ConvNd)
-def _conv(m: Any) -> str:
-    axes, c = _AXES[_ndim(m)], m.in_channels
-    text = f"(N, C_in={c}, {axes}) or (C_in={c}, {axes})"
-    if not m.transposed:
-        span = tuple(d * (k - 1) + 1 for k, d in zip(m.kernel_size, m.dilation))
-        text += f", each spatial size (after padding) at least dilation·(kernel−1)+1 = {_tuple(span)}"
-    return text
-
-
-@expects(pooling._MaxPoolNd, pooling._AvgPoolNd, pooling._LPPoolNd, pooling._AdaptiveAvgPoolNd,
-         pooling._AdaptiveMaxPoolNd, pooling._MaxUnpoolNd)
-def _pool(m: Any) -> str:
-    axes = _AXES[_ndim(m)]
-    return f"(N, C, {axes}) or (C, {axes})"
-
-
-@expects(batchnorm._BatchNorm)
-def _batchnorm(m: Any) -> str:
-    c, n = m.num_features, _ndim(m)
-    if type(m).__name__.startswith("SyncBatchNorm"):
-        return f"(N, C={c}, *)"
-    if n == 1:
-        return f"(N, C={c}) or (N, C={c}, L)"
-    return f"(N, C={c}, {_AXES[n]})"
-
-
-@expects(instancenorm._InstanceNorm)
-def _instancenorm(m: Any) -> str:
-    axes, c = _AXES[_ndim(m)], m.num_features
-    return f"(N, C={c}, {axes}) or (C={c}, {axes})"
-
-
-@expects(nn.GroupNorm)
-def _groupnorm(m: Any) -> str:
-    return f"(N, C={m.num_channels}, *) with C divisible by num_groups={m.num_groups}"
-
-
-@expects(nn.LayerNorm, nn.RMSNorm)
-def _layernorm(m: Any) -> str:
-    dims = ", ".join(str(d) for d in m.normalized_shape)
-    return f"(*, {dims}): the last dimension(s) equal to normalized_shape={_tuple(m.normalized_shape)}"
-
-
-@expects(nn.Embedding, nn.EmbeddingBag)
-def _embedding(m: Any) -> str:
-    return (f"integer token ids (any shape, dtype torch.long or torch.int) with values in "
-            f"[0, num_embeddings={m.num_embeddings})")
-
-
-@expects(nn.RNNBase)
-def _rnn(m: Any) -> str:
-    h = m.input_size
-    batched = f"(N, L, H_in={h})" if m.batch_first else f"(L, N, H_in={h})"
-    return f"{batched} or (L, H_in={h}) (batch_first={m.batch_first})"
-
-
-@expects(nn.RNNCellBase)
-def _rnn_cell(m: Any) -> str:
-    return f"(N, H_in={m.input_size}) or (H_in={m.input_size})"
-
-
-@expects(nn.MultiheadAttention)
-def _attention(m: Any) -> str:
-    e = m.embed_dim
-    query = f"(N, L, E={e})" if m.batch_first else f"(L, N, E={e})"
-    return (f"query {query} or (L, E={e}), key (…, kdim={m.kdim}), value (…, vdim={m.vdim}) — three inputs "
-            f"(batch_first={m.batch_first})")
-
-
-@expects(nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.TransformerEncoder, nn.TransformerDecoder)
-def _transformer(m: Any) -> str:
-    layer = m.layers[0] if hasattr(m, "layers") else m
-    e, first = layer.self_attn.embed_dim, layer.self_attn.batch_first
-    shape = f"(N, S, E={e})" if first else f"(S, N, E={e})"
-    extra = " and memory of the same layout" if "Decoder" in type(m).__name__ else ""
-    return f"src {shape} or (S, E={e}){extra} (batch_first={first})"
-
-
-@expects(nn.PixelShuffle)
-def _pixel_shuffle(m: Any) -> str:
-    r = m.upscale_factor
-    return f"(*, C·{r * r}, H, W): channels divisible by upscale_factor²={r * r}"
-
-
-@expects(nn.Upsample)
-def _upsample(m: Any) -> str:
-    return "(N, C, L), (N, C, H, W) or (N, C, D, H, W)"
-
 
 def expected_input(module: nn.Module) -> str | None:
-    """``"Conv2d expects (N, C_in=3, H, W) or ..."`` for known layer types, else None."""
-    for cls in type(module).__mro__:
-        fn = EXPECTATIONS.get(cls)
-        if fn is not None:
-            try:
-                return f"{type(module).__name__} expects {fn(module)}"
-            except Exception:  # a subclass without the usual attributes
-                return None
-    return None
+    """``"Conv2d expects (N, C_in=3, H, W) or ..."`` for known layer types (the op table's ``expects``), else None."""
+    from nbcount.rules import in_mro
+    from nbcount.rules.table import mro_names
+
+    found = in_mro(mro_names(type(module)), "expects")
+    if found is None:
+        return None
+    try:
+        return f"{type(module).__name__} expects {found[1](module)}"
+    except Exception:  # a subclass without the usual attributes
+        return None
 
 
 def _tuple(values: Any) -> str:
@@ -196,7 +73,7 @@ def not_a_module(obj: Any) -> str:
 def missing_forward(model: nn.Module) -> str | None:
     """The message for a module without a forward (ModuleList, ModuleDict, a bare nn.Module), else None."""
     forward = getattr(type(model), "forward", None)
-    if forward is not getattr(nn.Module, "forward", None):
+    if forward is not getattr(nn.Module, "forward", None) or type(model).__call__ is not nn.Module.__call__:
         return None
     name = type(model).__name__
     if isinstance(model, (nn.ModuleList, nn.ModuleDict)):
@@ -262,8 +139,8 @@ def hint(module: nn.Module | None, call: LayerCall | None, cause: BaseException)
                 "count(model, (1, 128), dtype=torch.long), or pass inputs=torch.randint(0, vocab, (1, 128))")
     if "index out of range" in text.lower() or "out of bounds" in text.lower():
         limit = getattr(module, "num_embeddings", None)
-        bound = f" smaller than num_embeddings={limit}" if limit else " within the table's size"
-        return f"some input index is too large: pass ids{bound}"
+        bound = f" in [0, num_embeddings={limit})" if limit else " within the table's size"
+        return f"some input index is out of range (too large, or negative): pass ids{bound}"
     if "Kernel size can't be greater" in text or "Output size is too small" in text:
         return "the input is too small for this layer's kernel: use a larger input_size (spatial dimensions)"
     if isinstance(cause, TypeError) and re.search(r"missing \d+ required (positional|keyword-only) argument", text):

@@ -8,7 +8,6 @@ with (nbcount.derive evaluates every formula), so a derivation and its table cel
 from __future__ import annotations
 
 import html
-import itertools
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -188,9 +187,9 @@ def params_section(report: Report, row: Row) -> Section:
 
 def _composite_steps(row: Row, inside: list[Row], expected: int) -> tuple[Step, ...]:
     """The structural rule of a composite layer, given its sub-layers' attributes and parameters, if it fits."""
-    from nbcount.rules import PARAM_RULES, find_module_rule
+    from nbcount.rules import find_module_rule
 
-    rule = find_module_rule(PARAM_RULES, row.call)
+    rule = find_module_rule(row.call, "params")
     if rule is None:
         return ()
     attrs = row.call.attrs + tuple((f"{_short(r.layer, row.layer)}.{k}", v) for r in inside for k, v in r.call.attrs)
@@ -226,85 +225,10 @@ def macs_section(row: Row) -> Section:
 
 
 def flops_section(report: Report, row: Row) -> Section:
-    """The row's number under the report's convention: its own formula, or Σ weight·count over the breakdown."""
+    """The row's number under the report's convention: the convention's own formula as steps (its defects too,
+    when strict), ending on the number the table shows."""
     convention = report.convention
-    label = f"{convention.unit} ({convention.name})"
-    override = convention.override_for(row)
-    if override is not None:
-        steps = _override_steps(convention, row, override, label)
-    elif convention.op_counts is not None:
-        steps = _op_count_steps(convention, row, label)
-    else:
-        steps = _weighted_steps(convention, row, label)
-    value = convention.row_value(row)
-    deltas = convention.defect_deltas(row) if convention.strict else {}
-    if deltas:
-        described = {d.name: d.description for d in convention.defects}
-        steps += [given(f"defect: {name}", delta, note=described.get(name, "")) for name, delta in deltas.items()]
-        steps.append(total(label, [(label, steps[-len(deltas) - 1].value), *deltas.items()]))
-    if steps[-1].value != value:
-        steps.append(given(label, value, note="as the convention computes it"))
-    return _section("flops", label, steps, value)
-
-
-def _weighted_steps(convention: Any, row: Row, label: str) -> list[Step]:
-    weights = convention.weights
-    terms: dict[str, Any] = {t: n for t, n in row.breakdown.items() if n and weights.get(t, 0)}
-    steps = [s for s in cost_steps(row) if s.term in terms]
-    if not terms:
-        return [given(label, 0, note="nothing this convention counts in the layer's own ops")]
-    formula = " + ".join(t if weights[t] == 1 else f"{weights[t]}*{t}" for t in terms)
-    return steps + [step(label, formula, **terms)]
-
-
-def _rule_text(convention: Any, row: Row, fn: Any) -> str:
-    doc = (getattr(fn, "__doc__", None) or "").strip().splitlines()
-    if doc and not doc[0].startswith("<lambda>"):
-        return doc[0]
-    try:
-        from nbcount.peers._common import row_kinds
-
-        kinds = row_kinds(row)
-    except Exception:  # the peers package is optional to the derivation
-        kinds = ()
-    return "; ".join(f"{k}: {convention.rule_for(k)}" for k in kinds) or f"{convention.name}'s formula for this type"
-
-
-def _override_steps(convention: Any, row: Row, override: Any, label: str) -> list[Step]:
-    value = int(override(row))
-    note = f"{convention.name}: {_rule_text(convention, row, override)}"
-    combo = _combination(row.breakdown, value)
-    if combo is None:
-        return [given(label, value, note=note)]
-    terms: dict[str, Any] = {t: row.breakdown[t] for t in combo}
-    steps = [s for s in cost_steps(row) if s.term in terms]
-    formula = " + ".join(t if w == 1 else f"{w}*{t}" for t, w in combo.items())
-    return steps + [step(label, formula, note=note, **terms)]
-
-
-def _combination(breakdown: dict[str, int], value: int) -> dict[str, int] | None:
-    """Small weights (1 or 2) over the breakdown's terms that give `value` exactly, if any."""
-    terms = [t for t, n in breakdown.items() if n]
-    if value <= 0 or not terms or len(terms) > 6:
-        return None
-    best = None
-    for weights in itertools.product((0, 1, 2), repeat=len(terms)):
-        if sum(w * breakdown[t] for t, w in zip(terms, weights)) == value:
-            if best is None or sum(weights) < sum(best):
-                best = weights
-    return None if best is None else {t: w for t, w in zip(terms, best) if w}
-
-
-def _op_count_steps(convention: Any, row: Row, label: str) -> list[Step]:
-    steps = []
-    for op in row.call.ops:
-        fn = convention.op_counts.get(op.op)
-        if fn is not None:
-            steps.append(given(op.op, int(fn(op)), note=_rule_text(convention, row, fn)))
-    if not steps:
-        return [given(label, 0, note=f"{convention.name} counts none of this layer's own ops")]
-    return steps + [total(label, [(s.label, s.value) for s in steps])] if len(steps) > 1 else \
-        [Step(label, "", (), steps[0].value, None, f"{steps[0].label}: {steps[0].note}")]
+    return _section("flops", convention.label, convention.row_steps(row), convention.row_value(row))
 
 
 def rf_section(report: Report, row: Row, index: int) -> Section | None:

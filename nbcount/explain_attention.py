@@ -9,7 +9,7 @@ is p·v (K = S, P = E_v). Only the labels and the symbols' meanings change; the 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nbcount.derive import Step, step
 from nbcount.types import OpEvent
@@ -78,7 +78,7 @@ def _named(st: Step, role: str) -> Step:
     m, k, p = ROLES[role]
     if not {"B", "M", "K", "P"} <= set(values):
         return replace(st, label=f"MACs {role}")
-    symbols = {"BH": values["B"], m: values["M"], k: values["K"], p: values["P"]}
+    symbols: dict[str, Any] = {"BH": values["B"], m: values["M"], k: values["K"], p: values["P"]}
     formula = "BH*L*S*E_h" if role == "q·kᵀ" else "BH*L*S*E_v"
     where = {key: text for key, text in _WHERE.items() if key in symbols}
     return step(f"MACs {role}", formula, term=st.term, note=st.note, where=where, **symbols)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nbcount.derive import Number, Step, given, total
+from nbcount.derive import Number, Step, given, step, total
 from nbcount.explain import Explanation, Section, _section, _short, row_label, subtree
 from nbcount.memory import torchsummary_steps
 from nbcount.rules.params import reuse_note
@@ -71,9 +71,7 @@ def sum_section(report: Report, key: str, label: str, value: Callable[[Row], Num
                 note: str = "") -> Section:
     """A total as the sum of its stages' sums."""
     steps, parts = _stage_sums(report, value, label)
-    steps.append(total(label, parts, note=note) if parts else given(label, 0, note=note))
-    if steps[-1].value != expected:
-        steps.append(given(label, expected, note="as the report computes it"))
+    steps.append(total(label, parts, note=note) if parts else step(label, "0", note=note or "nothing counted"))
     return _section(key, label, steps, expected)
 
 
@@ -85,14 +83,12 @@ def params_total(report: Report) -> Section:
     for r in report.rows:
         if r.call.params_shared:
             steps.append(given(row_label(r), 0, note=reuse_note(r.call.params_shared)))
-    touched = {p.name for r in report.rows for p in r.call.params_new}
-    untouched = {p.name: p.numel for p in report.trace.registered_params if p.name not in touched}
+    from nbcount.rows import unused_params
+
     pieces: list[Part] = [("used", used.value)]
-    for name in report.trace.unused_modules:
-        n = sum(v for k, v in untouched.items() if k.startswith(name + "."))
-        note = "registered but not used by the forward pass" if n else "its parameters are used by another layer"
-        steps.append(given(f"{name} (never called)", n, note=note))
-        if n:
+    for name, n in unused_params(report.rows, report.trace).items():
+        if n:  # a module never called whose parameters were read elsewhere (MultiheadAttention's out_proj) adds none
+            steps.append(given(f"{name} (never called)", n, note="registered but not used by the forward pass"))
             pieces.append((f"unused {name}", n))
     other = report.total_params - sum(v for _, v in pieces)
     if other:

@@ -1,7 +1,7 @@
 """Costs of a training step from a TrainingTrace: backward per layer (∂input and ∂weight), training FLOPs.
 
 The backward ops of each call are counted by the same op rules as the forward (never by a module's
-forward rule); a step whose label names its gradient (``∂W`` of convolution_backward) is filed under
+forward rule); a step whose `part` names its gradient (``∂W`` of convolution_backward) is filed under
 that gradient, any other under the part its op's outputs flow to (see training.weight_parts).
 """
 
@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 from nbcount.conventions import Convention, conventions, get_convention
 from nbcount.derive import Derivation, Step, given, step
 from nbcount.report import tally_uncounted
-from nbcount.rules.backward import step_part
 from nbcount.training import BackwardEvent, TrainingTrace, loss_call, with_ops
-from nbcount.types import LayerCall, Term
+from nbcount.types import LayerCall, Part, Term
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,7 +31,8 @@ def _breakdown(costs: Costs) -> dict[str, int]:
     for _, steps in costs:
         for s in steps:
             if s.term:
-                out[s.term] = out.get(s.term, 0) + int(s.value)
+                term = str(s.term.value if isinstance(s.term, Term) else s.term)
+                out[term] = out.get(term, 0) + int(s.value)
     return out
 
 
@@ -94,8 +94,8 @@ class BackwardRow:
 def _split(costs: list[tuple[str, tuple[Step, ...]]], part: str) -> tuple[Costs, Costs]:
     inputs, weights = [], []
     for source, steps in costs:
-        x = tuple(s for s in steps if (step_part(s.label) or part) == "input")
-        w = tuple(s for s in steps if (step_part(s.label) or part) == "weight")
+        x = tuple(s for s in steps if (s.part or part) == Part.INPUT)
+        w = tuple(s for s in steps if (s.part or part) == Part.WEIGHT)
         if x:
             inputs.append((source, x))
         if w:
@@ -105,13 +105,13 @@ def _split(costs: list[tuple[str, tuple[Step, ...]]], part: str) -> tuple[Costs,
 
 def backward_row(call: LayerCall, events: list[BackwardEvent], saved_bytes: int) -> BackwardRow:
     """Count one call's backward ops with the op rules and file each step under ∂input or ∂weight."""
-    from nbcount.count import _op_costs
+    from nbcount.rows import op_costs
 
     inputs: Costs = ()
     weights: Costs = ()
     uncounted: list[str] = []
     for part in ("input", "weight"):
-        costs, missing = _op_costs(with_ops(call, tuple(e.op for e in events if e.part == part)))
+        costs, missing = op_costs(with_ops(call, tuple(e.op for e in events if e.part == part)))
         x, w = _split(costs, part)
         inputs, weights, uncounted = inputs + x, weights + w, uncounted + missing
     return BackwardRow(call, inputs, weights, tuple(uncounted), saved_bytes)
@@ -134,9 +134,9 @@ class TrainingCosts:
             saved[s.call] = saved.get(s.call, 0) + s.nbytes
         self.rows = tuple(backward_row(r.call, events.get(i, []), saved.get(i, 0)) for i, r in enumerate(report.rows))
         self.loss = backward_row(loss_call(), events.get(None, []), saved.get(None, 0))
-        from nbcount.count import _row
+        from nbcount.rows import build_row
 
-        self.loss_forward = _row(with_ops(loss_call(), trace.loss_ops))
+        self.loss_forward = build_row(with_ops(loss_call(), trace.loss_ops))
 
     # totals ----------------------------------------------------------------------
     @property

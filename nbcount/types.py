@@ -23,6 +23,13 @@ class Term(str, Enum):
     INTERPOLATE = "interpolate"  # upsampling interpolation weights
 
 
+class Part(str, Enum):
+    """Which gradient a backward step computes: towards the layer's input, or of its parameters."""
+
+    INPUT = "input"  # ∂x
+    WEIGHT = "weight"  # ∂W, ∂b, ∂γ, ∂β
+
+
 @dataclass(frozen=True)
 class TensorMeta:
     """What capture keeps of a tensor: shape, dtype, bytes per element and a stable identity."""
@@ -114,6 +121,7 @@ class LayerCall:
     is_leaf: bool
     op_span: tuple[int, int] = (0, 0)  # global op positions [at enter, at leave) of this call
     buffers_new: tuple[BufferRef, ...] = ()  # buffers first seen at this call (buffer_bytes is their sum)
+    forward_owner: str = ""  # qualified name of the class whose forward ran (a subclass may override it)
 
     def attr(self, name: str, default: Any = None) -> Any:
         """A hyper-parameter of the module (kernel_size, stride, ...), or `default`."""

@@ -1,4 +1,4 @@
-"""Shared pieces of the peer conventions: layer kinds, tensor shapes of a row, MAC formulas of aten ops."""
+"""Shared pieces of the peer conventions: layer kinds, tensor shapes of a row, formulas of aten ops as steps."""
 
 from __future__ import annotations
 
@@ -6,44 +6,23 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
-from nbcount.rules import qualname
+from nbcount.conventions import Cost, last
+from nbcount.derive import step, total
+from nbcount.rules import args, attention, elementwise, in_mro, norm, pool, qualname, resample
+from nbcount.rules.classify import facet
+from nbcount.rules.table import names
 from nbcount.types import OpEvent, TensorMeta
 
 if TYPE_CHECKING:
     from nbcount.report import Row
 
-RowCount = Callable[["Row"], int]
-OpCount = Callable[[OpEvent], int]
+aten = torch.ops.aten
+RowCount = Callable[["Row"], Cost]
+OpCount = Callable[[OpEvent], Cost]
 
-# Layer kinds, most specific first (resolved through the MRO); the rows of every rules table.
-KIND_CLASSES: tuple[tuple[str, type], ...] = (
-    ("conv_transpose", nn.modules.conv._ConvTransposeNd),
-    ("conv", nn.modules.conv._ConvNd),
-    ("linear", nn.Linear),
-    ("batchnorm", nn.modules.batchnorm._BatchNorm),
-    ("instancenorm", nn.modules.instancenorm._InstanceNorm),
-    ("layernorm", nn.LayerNorm),
-    ("groupnorm", nn.GroupNorm),
-    ("relu6", nn.ReLU6),
-    ("relu", nn.ReLU),
-    ("leaky_relu", nn.LeakyReLU),
-    ("sigmoid", nn.Sigmoid),
-    ("tanh", nn.Tanh),
-    ("activation", nn.GELU), ("activation", nn.SiLU), ("activation", nn.ELU), ("activation", nn.PReLU),
-    ("softmax", nn.Softmax),
-    ("maxpool", nn.modules.pooling._MaxPoolNd),
-    ("avgpool", nn.modules.pooling._AvgPoolNd),
-    ("adaptive_avgpool", nn.modules.pooling._AdaptiveAvgPoolNd),
-    ("adaptive_maxpool", nn.modules.pooling._AdaptiveMaxPoolNd),
-    ("upsample", nn.Upsample),
-    ("dropout", nn.modules.dropout._DropoutNd),
-    ("mha", nn.MultiheadAttention),
-    ("embedding", nn.Embedding),
-    ("rnn", nn.RNNBase), ("rnn", nn.modules.rnn.RNNCellBase),
-)
-KIND_OF_CLASS = {qualname(cls): kind for kind, cls in KIND_CLASSES}
 KIND_TITLES = {
     "conv": "Conv1d/2d/3d", "conv_transpose": "ConvTranspose", "linear": "Linear",
     "matmul": "matmul / bmm (functional)",
@@ -57,35 +36,14 @@ KIND_TITLES = {
 KINDS = tuple(KIND_TITLES)
 
 _POOL_MEAN_DIMS = ((-1, -2), (-2, -1), (-1, -2, -3), (-3, -2, -1))
-SDPA_OPS = ("aten._scaled_dot_product_flash_attention_for_cpu", "aten._scaled_dot_product_flash_attention",
-            "aten._scaled_dot_product_efficient_attention", "aten._scaled_dot_product_cudnn_attention",
-            "aten._scaled_dot_product_fused_attention_overrideable", "aten.scaled_dot_product_attention")
-OP_KINDS: dict[str, str] = {
-    **dict.fromkeys(("aten.convolution", "aten._convolution"), "conv"),
-    **dict.fromkeys(("aten.mm", "aten.addmm", "aten.bmm", "aten.baddbmm", "aten.mv", "aten.dot"), "matmul"),
-    **dict.fromkeys(("aten.add", "aten.add_", "aten.mul", "aten.mul_"), "add_mul"),
-    **dict.fromkeys(("aten._softmax", "aten.softmax", "aten._safe_softmax"), "softmax"),
-    **dict.fromkeys(("aten.relu", "aten.relu_"), "relu"),
-    **dict.fromkeys(SDPA_OPS, "sdpa"),
-    "aten._native_multi_head_attention": "mha",
-    **dict.fromkeys(("aten.native_batch_norm", "aten._native_batch_norm_legit_no_training",
-                     "aten._native_batch_norm_legit"), "batchnorm"),
-    "aten.native_layer_norm": "layernorm", "aten.native_group_norm": "groupnorm",
-    **dict.fromkeys(("aten.max_pool2d_with_indices", "aten.max_pool1d", "aten.max_pool2d",
-                     "aten.max_pool3d_with_indices"), "maxpool"),
-    **dict.fromkeys(("aten.avg_pool1d", "aten.avg_pool2d", "aten.avg_pool3d"), "avgpool"),
-    **dict.fromkeys(("aten._adaptive_avg_pool2d", "aten._adaptive_avg_pool3d"), "adaptive_avgpool"),
-    **dict.fromkeys(("aten.upsample_nearest2d", "aten.upsample_bilinear2d"), "upsample"),
-}
 
 
 def row_kinds(row: Row) -> tuple[str, ...]:
     """The layer kinds of a row: its module's kind, else the kinds of the ops it ran itself."""
-    for cls in row.call.classes:
-        kind = KIND_OF_CLASS.get(cls)
-        if kind is not None:
-            return (kind,)
-    kinds = [("adaptive_avgpool" if is_pool_mean(op) else OP_KINDS.get(op.op)) for op in row.call.ops]
+    found = in_mro(row.call.classes, "kind")
+    if found is not None:
+        return (found[1],)
+    kinds = [("adaptive_avgpool" if is_pool_mean(op) else facet(op.op, "kind")) for op in row.call.ops]
     return tuple(dict.fromkeys(k for k in kinds if k))
 
 
@@ -129,17 +87,71 @@ def kernel_elems(kernel: int | Sequence[int], ndim: int) -> int:
     return kernel ** ndim if isinstance(kernel, int) else math.prod(kernel)
 
 
+def kernel_symbols(kernel: int | Sequence[int], ndim: int) -> dict[str, Any]:
+    """K_h, K_w (K_d, …) of a kernel_size attribute (an int stands for the same size on every spatial axis)."""
+    sizes = [kernel] * ndim if isinstance(kernel, int) else list(kernel)
+    return {f"K_{a.lower()}": int(k) for a, k in zip(args.axis_names(len(sizes)), sizes)}
+
+
+def product(symbols: dict[str, int]) -> str:
+    """``K_h*K_w``: the product of named symbols (``1`` for none)."""
+    return "*".join(symbols) or "1"
+
+
 def ndim_spatial(row: Row) -> int:
     """Number of spatial axes of the input (at least 1)."""
     return max(len(x(row).shape) - 2, 1)
 
 
+# formulas as steps -----------------------------------------------------------------------------------------
+def formula(label: str, text: str, note: str = "", **symbols: Any) -> Cost:
+    """The peer's formula `text` over named symbols, as one step (symbols it does not name are dropped)."""
+    return (step(label, text, note=note, **args.used(text, symbols)),)
+
+
+def nothing(label: str, why: str) -> Cost:
+    """The peer counts 0 here, and why."""
+    return (step(label, "0", note=why),)
+
+
+def per_element(label: str, k: int, n: int, side: str = "in", note: str = "") -> Cost:
+    """k operations per input (or output) element."""
+    name = f"n_{side}"
+    return formula(label, name if k == 1 else f"{k}*{name}", note, **{name: n})
+
+
+def weighted(label: str, parts: Sequence[tuple[str, Cost]]) -> Cost:
+    """Several counted pieces and their sum (a single piece stands alone)."""
+    parts = [(name, cost) for name, cost in parts if cost]
+    if len(parts) <= 1:
+        return parts[0][1] if parts else ()
+    steps = tuple(s for _, cost in parts for s in cost)
+    return (*steps, total(label, [(name, last(cost)) for name, cost in parts]))
+
+
+def minus(label: str, counted: Sequence[tuple[str, Cost]], why: str) -> Cost:
+    """A defect that drops what the rule counts for some ops: those counts, then minus their sum."""
+    counted = [(name, cost) for name, cost in counted if cost and last(cost)]
+    if not counted:
+        return nothing(label, why)
+    steps = weighted(f"{label}: counted by the rule", counted)
+    return (*steps, step(label, "-counted", note=why, counted=last(steps)))
+
+
+def excess(label: str, written: Cost, rule: Cost, extra: str = "", **symbols: Any) -> Cost:
+    """A defect that is the peer's formula as written minus the rule it means: both, then their difference."""
+    text = f"{extra} + written - rule" if extra else "written - rule"
+    return (*written, *rule, step(label, text, written=last(written), rule=last(rule), **symbols))
+
+
 # aten ops ------------------------------------------------------------------------------------------------
-def conv_macs(op: OpEvent) -> int:
-    """MACs of aten.convolution: N·∏(out or, transposed, in spatial)·∏(weight)."""
-    inp, w, out = op.args[0], op.args[1], op.outputs[0]
-    transposed = bool(op.args[6]) if len(op.args) > 6 else False
-    return inp.shape[0] * spatial(inp.shape if transposed else out.shape) * math.prod(w.shape)
+def conv_count(op: OpEvent, label: str, per_mac: int = 1, bias: bool = False, note: str = "") -> Cost:
+    """per_mac·MACs of aten.convolution (MACs per input pixel when transposed), + 1 per output for the bias."""
+    c = args.conv(op)
+    text = c.mac_formula if per_mac == 1 else f"{per_mac}*{c.mac_formula}"
+    if bias and c.bias:
+        text += f" + {c.outputs_formula}"
+    return formula(label, text, note, **c.symbols)
 
 
 def conv_has_bias(op: OpEvent) -> bool:
@@ -152,48 +164,33 @@ def conv_transposed(op: OpEvent) -> bool:
     return bool(op.args[6]) if len(op.args) > 6 else False
 
 
-def matmul_macs(op: OpEvent) -> int:
-    """MACs of mm / addmm / bmm / baddbmm / mv / dot (the added matrix of addmm excluded)."""
-    a, b = (op.args[1], op.args[2]) if op.op in ("aten.addmm", "aten.baddbmm", "aten.addmv") else op.args[:2]
-    if len(b.shape) == 1:
-        return math.prod(a.shape)
-    return math.prod(a.shape) * b.shape[-1]
+def matmul_count(op: OpEvent, label: str, per_mac: int = 1, added: bool = False, note: str = "") -> Cost:
+    """per_mac·MACs of mm / addmm / bmm / baddbmm / mv / dot, + the elements of the added matrix when `added`."""
+    m = args.matmul(op)
+    text = m.formula if per_mac == 1 else f"{per_mac}*{m.formula}"
+    extra = {}
+    if added and m.added is not None:
+        text += " + n_added"
+        extra = {"n_added": m.added.numel}
+    return formula(label, text, note, **m.symbols, **extra)
 
 
-def added_numel(op: OpEvent) -> int:
-    """Elements of the matrix that addmm / baddbmm adds (the bias)."""
-    return op.args[0].numel
+def sdpa_count(op: OpEvent, label: str, per_mac: int = 1, note: str = "") -> Cost:
+    """per_mac·(B·H·L·S·E + B·H·L·S·E_v): the two matmuls of attention."""
+    a = args.attention(op)
+    factor = "" if per_mac == 1 else f"{per_mac}*"
+    return formula(label, f"{factor}B*H*L*S*(E + E_v)", note, **a.symbols)
 
 
-def sdpa_macs(op: OpEvent) -> int:
-    """MACs of attention: B·H·L·S·E (q·kᵀ) + B·H·L·S·E_v (p·v)."""
-    q, k, v = op.args[0], op.args[1], op.args[2]
-    scores = math.prod(q.shape[:-1]) * k.shape[-2]
-    return scores * q.shape[-1] + scores * v.shape[-1]
-
-
-def sdpa_scores(op: OpEvent) -> int:
-    """B·H·L·S: attention scores of one SDPA op."""
-    q, k = op.args[0], op.args[1]
-    return math.prod(q.shape[:-1]) * k.shape[-2]
-
-
-def mha_parts(op: OpEvent) -> dict[str, int]:
-    """aten._native_multi_head_attention split into projection MACs, attention MACs, scores, bias adds."""
-    query, key = op.args[0], op.args[1]
-    embed, heads = int(op.args[3]), int(op.args[4])
-    b, lq = (query.shape[0], query.shape[1]) if len(query.shape) == 3 else (1, query.shape[0])
-    s = key.shape[1] if len(key.shape) == 3 else key.shape[0]
-    bias = (b * lq * embed + 2 * b * s * embed if op.args[6] is not None else 0) + (
-        b * lq * embed if op.args[8] is not None else 0)
-    return {"projection_macs": 2 * b * lq * embed * embed + 2 * b * s * embed * embed,
-            "attention_macs": 2 * b * lq * s * embed, "scores": b * heads * lq * s, "bias": bias}
-
-
-def mha_macs(op: OpEvent) -> int:
-    """All MACs of MultiheadAttention's fused op: projections + q·kᵀ + p·v."""
-    parts = mha_parts(op)
-    return parts["projection_macs"] + parts["attention_macs"]
+def mha_count(op: OpEvent, label: str, per_mac: int = 1, scores: int = 0, attention: bool = True,
+              note: str = "") -> Cost:
+    """aten._native_multi_head_attention: per_mac·(projections + the attention matmuls) + scores·B·H·L·S."""
+    a = args.multi_head(op)
+    macs = "2*B*L*E*E + 2*B*S*E*E" + (" + 2*B*L*S*E" if attention else "")
+    text = f"{per_mac}*({macs})" if per_mac != 1 else macs
+    if scores:
+        text += " + B*H*L*S" if scores == 1 else f" + {scores}*B*H*L*S"
+    return formula(label, text, note, **a.symbols)
 
 
 def is_pool_mean(op: OpEvent) -> bool:
@@ -204,47 +201,35 @@ def is_pool_mean(op: OpEvent) -> bool:
     return dims in _POOL_MEAN_DIMS and bool(op.args[2])
 
 
-def bn_training(op: OpEvent) -> bool:
-    """Whether a batch-norm op normalised with batch statistics."""
-    if op.op == "aten._native_batch_norm_legit_no_training":
-        return False
-    if op.op == "aten._native_batch_norm_legit":
-        return bool(op.args[5]) if len(op.args) > 5 and op.args[3] is not None else True
-    return bool(op.arg(5, "training", True))
+def mha_need_weights(op: OpEvent) -> bool:
+    """Whether the fused MHA op returned attention weights: the slow path then runs torch.bmm + softmax, else SDPA."""
+    return bool(op.arg(10, "need_weights", True))
 
 
-BATCH_NORM_OPS = ("aten.native_batch_norm", "aten._native_batch_norm_legit_no_training",
-                  "aten._native_batch_norm_legit",
-                  "aten._native_batch_norm_legit_functional", "aten.batch_norm")
-ELEMENTWISE_ADD_MUL = ("aten.add", "aten.add_", "aten.mul", "aten.mul_")
-UPSAMPLE_OPS = ("aten.upsample_nearest1d", "aten.upsample_nearest2d", "aten.upsample_nearest3d",
-                "aten.upsample_linear1d", "aten.upsample_bilinear2d", "aten.upsample_trilinear3d",
-                "aten.upsample_bicubic2d")
-MAX_POOL_OPS = ("aten.max_pool1d", "aten.max_pool2d", "aten.max_pool3d", "aten.max_pool1d_with_indices",
-                "aten.max_pool2d_with_indices", "aten.max_pool3d_with_indices")
-AVG_POOL_OPS = ("aten.avg_pool1d", "aten.avg_pool2d", "aten.avg_pool3d")
-ADAPTIVE_OPS = ("aten._adaptive_avg_pool2d", "aten._adaptive_avg_pool3d", "aten.adaptive_avg_pool1d",
-                "aten.adaptive_max_pool1d", "aten.adaptive_max_pool2d", "aten.adaptive_max_pool3d")
+BATCH_NORM_OPS = names(*norm.BATCH_NORM)
+ELEMENTWISE_ADD_MUL = names(*elementwise.ADD_MUL, aten.add_, aten.mul_)
+UPSAMPLE_OPS = names(aten.upsample_nearest1d, aten.upsample_nearest2d, aten.upsample_nearest3d, *resample.LINEAR,
+                     aten.upsample_bilinear2d, *resample.TRILINEAR, aten.upsample_bicubic2d)
+MAX_POOL_OPS = names(*pool.MAX_POOL)
+AVG_POOL_OPS = names(*pool.AVG_POOL)
+ADAPTIVE_OPS = names(aten._adaptive_avg_pool2d, aten._adaptive_avg_pool3d, aten.adaptive_avg_pool1d, *pool.ADAPTIVE_MAX)
+SDPA_OPS = names(*attention.SDPA)
 
 
-def in_numel(op: OpEvent) -> int:
-    """Elements of the op's first argument."""
-    return op.args[0].numel
+def in_count(label: str, k: int = 1) -> OpCount:
+    """k operations per element of the op's first argument."""
+    def count(op: OpEvent) -> Cost:
+        return per_element(label, k, op.args[0].numel)
+    count.__doc__ = f"{k} per input element"
+    return count
 
 
-def out_numel(op: OpEvent) -> int:
-    """Elements of the op's first output."""
-    return op.outputs[0].numel
-
-
-def pool_in_numel(op: OpEvent) -> int:
-    """Input elements of a pooling op, including aten.mean standing for adaptive_avg_pool to 1."""
-    return op.args[0].numel if op.op != "aten.mean" or is_pool_mean(op) else 0
-
-
-def broadcast_numel(op: OpEvent) -> int:
-    """Elements of the broadcast result of a binary op (a scalar operand broadcasts to the tensor)."""
-    return op.outputs[0].numel if op.outputs else op.args[0].numel
+def out_count(label: str, k: int = 1) -> OpCount:
+    """k operations per element of the op's first output."""
+    def count(op: OpEvent) -> Cost:
+        return per_element(label, k, op.outputs[0].numel, "out")
+    count.__doc__ = f"{k} per output element"
+    return count
 
 
 # Shared wording of the rules tables, so that conventions that count alike are grouped in compare().
@@ -259,29 +244,28 @@ _RNN_EXTRA = {"RNN": 1, "GRU": 7, "LSTM": 10}  # pointwise ops per hidden unit t
 RNN_CLASSES = (nn.RNN, nn.GRU, nn.LSTM, nn.RNNCell, nn.GRUCell, nn.LSTMCell)
 
 
-def rnn_hook_flops(row: Row, two_per_weight: bool) -> int:
+def rnn_hook_count(row: Row, label: str, two_per_weight: bool) -> Cost:
     """ptflops rnn_flops (one per weight) / calflops and DeepSpeed _rnn_flops (2·weights − G per matrix), per layer
     + gate pointwise ops + both biases, × x[0]·x[1] (× 2 if bidirectional); cells × batch."""
     name = row.call.module_type
     kind = name.removesuffix("Cell")
     cell = name.endswith("Cell")
-    h, gates = attr(row, "hidden_size"), _RNN_GATES[kind] * attr(row, "hidden_size")
-    dirs = 2 if attr(row, "bidirectional", False) else 1
-    total = 0
+    h, g = attr(row, "hidden_size"), _RNN_GATES[kind]
+    weights = "(2*G*H*I - G*H + 2*G*H*H - G*H)" if two_per_weight else "(G*H*I + G*H*H)"
+    bias = " + 2*G*H" if attr(row, "bias", True) else ""
+    layers = []
     for layer in range(1 if cell else attr(row, "num_layers", 1)):
-        i = attr(row, "input_size") if layer == 0 else h * dirs
-        w_ih, w_hh = gates * i, gates * h
-        total += (2 * w_ih - gates + 2 * w_hh - gates) if two_per_weight else (w_ih + w_hh)
-        total += _RNN_EXTRA[kind] * h + (2 * gates if attr(row, "bias", True) else 0)
+        i = attr(row, "input_size") if layer == 0 else h * (2 if attr(row, "bidirectional", False) else 1)
+        layers.append((f"layer {layer}", formula(f"{label} per step, layer {layer}", f"{weights} + X*H{bias}",
+                                                 "X: gate pointwise ops per hidden unit", G=g, H=h, I=i,
+                                                 X=_RNN_EXTRA[kind])))
+    per_step = weighted(f"{label} per step", layers)
     if cell:
-        return total * x(row).shape[0]
-    return total * x(row).shape[0] * x(row).shape[1] * dirs
+        return (*per_step, step(label, "per_step*N", per_step=last(per_step), N=x(row).shape[0]))
+    dirs = 2 if attr(row, "bidirectional", False) else 1
+    return (*per_step, step(label, "per_step*x0*x1*D", per_step=last(per_step), x0=x(row).shape[0],
+                            x1=x(row).shape[1], D=dirs, note="x0·x1: the input's first two sizes, D directions"))
 
 
 MHA_OP = "aten._native_multi_head_attention"
 MHA_CLASS = qualname(nn.MultiheadAttention)
-
-
-def mha_need_weights(op: OpEvent) -> bool:
-    """Whether the fused MHA op returned attention weights: the slow path then runs torch.bmm + softmax, else SDPA."""
-    return bool(op.arg(10, "need_weights", True))

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from nbcount.conventions import Convention, Defect, register
+from nbcount.conventions import Convention, Cost, Defect, register
 from nbcount.peers._common import (
     ADAPTIVE_OPS,
     AVG_POOL_OPS,
@@ -28,79 +28,99 @@ from nbcount.peers._common import (
     RNN_CLASSES,
     SDPA_OPS,
     UPSAMPLE_OPS,
+    OpCount,
     RowCount,
-    added_numel,
-    bn_training,
-    broadcast_numel,
-    conv_has_bias,
-    conv_macs,
+    conv_count,
     conv_transposed,
-    in_numel,
+    excess,
+    formula,
+    in_count,
     is_pool_mean,
     keyed,
-    matmul_macs,
+    matmul_count,
+    mha_count,
     mha_need_weights,
-    mha_parts,
-    out_numel,
-    rnn_hook_flops,
-    sdpa_macs,
+    minus,
+    nothing,
+    out_count,
+    per_element,
+    rnn_hook_count,
+    sdpa_count,
+    weighted,
 )
+from nbcount.rules import args
 from nbcount.types import OpEvent
 
 if TYPE_CHECKING:
     from nbcount.report import Row
 
+LABEL = "FLOPs (calflops)"
 
-def conv(op: OpEvent) -> int:
+
+def conv(op: OpEvent) -> Cost:
     """_conv_flops_compute / _conv_trans_flops_compute: 2·MACs + C_out per output position for the bias."""
-    return 2 * conv_macs(op) + (op.outputs[0].numel if conv_has_bias(op) else 0)
+    return conv_count(op, LABEL, per_mac=2, bias=True)
 
 
-def _norm(op: OpEvent, training: bool) -> int:
+def _norm(op: OpEvent, training: bool) -> Cost:
     affine = op.arg(1, "weight") is not None
-    return op.args[0].numel * ((5 if affine else 4) if training else (2 if affine else 1))
+    return per_element(LABEL, (5 if affine else 4) if training else (2 if affine else 1), op.args[0].numel)
 
 
-def batch_norm(op: OpEvent) -> int:
+def batch_norm(op: OpEvent) -> Cost:
     """_batch_norm_flops_compute: eval 2 per element (1 without affine), training 5 (4)."""
-    return _norm(op, bn_training(op))
+    return _norm(op, args.batch_norm_training(op))
 
 
-def _hardtanh(op: OpEvent) -> int:
-    """F.relu6 lowers to hardtanh(0, 6)."""
-    low, high = op.arg(1, "min_val", -1.0), op.arg(2, "max_val", 1.0)
-    return op.args[0].numel if (low, high) == (0.0, 6.0) else 0
+def _is_relu6(op: OpEvent) -> bool:
+    return (op.arg(1, "min_val", -1.0), op.arg(2, "max_val", 1.0)) == (0.0, 6.0)
 
 
-def mha(op: OpEvent) -> int:
+def _hardtanh(op: OpEvent) -> Cost:
+    """F.relu6 lowers to hardtanh(0, 6): 1 per element; other hardtanh calls are not patched."""
+    return per_element(LABEL, 1, op.args[0].numel) if _is_relu6(op) else ()
+
+
+def mha(op: OpEvent) -> Cost:
     """Slow-path MultiheadAttention: F.linear projections and the attention matmuls at 2 per MAC; with
     need_weights, torch.bmm twice and F.softmax 1 per score, else one F.scaled_dot_product_attention."""
-    parts = mha_parts(op)
-    return 2 * (parts["projection_macs"] + parts["attention_macs"]) + (parts["scores"] if mha_need_weights(op) else 0)
+    return mha_count(op, LABEL, per_mac=2, scores=1 if mha_need_weights(op) else 0)
 
 
-CALFLOPS_OPS = {
+def _layer_norm(weight_index: int) -> OpCount:
+    def count(op: OpEvent) -> Cost:
+        """_layer_norm_flops_compute / _group_norm_flops_compute: 5 per element, 4 without affine."""
+        return per_element(LABEL, 5 if op.arg(weight_index, "weight") is not None else 4, op.args[0].numel)
+    return count
+
+
+CALFLOPS_OPS: dict[str, OpCount] = {
     **dict.fromkeys(("aten.convolution", "aten._convolution"), conv),
-    **dict.fromkeys(("aten.mm", "aten.addmm", "aten.bmm"), lambda op: 2 * matmul_macs(op)),
-    "aten.baddbmm": lambda op: 2 * matmul_macs(op) + added_numel(op),
+    **dict.fromkeys(("aten.mm", "aten.addmm", "aten.bmm"), lambda op: matmul_count(op, LABEL, per_mac=2)),
+    "aten.baddbmm": lambda op: matmul_count(op, LABEL, per_mac=2, added=True),
     **dict.fromkeys(BATCH_NORM_OPS, batch_norm),
-    "aten.native_layer_norm": lambda op: op.args[0].numel * (5 if op.arg(2, "weight") is not None else 4),
-    "aten.native_group_norm": lambda op: op.args[0].numel * (5 if op.arg(1, "weight") is not None else 4),
+    "aten.native_layer_norm": _layer_norm(2),
+    "aten.native_group_norm": _layer_norm(1),
     **dict.fromkeys(("aten.relu", "aten.relu_", "aten.prelu", "aten._prelu_kernel", "aten.elu", "aten.elu_",
                      "aten.leaky_relu", "aten.leaky_relu_", "aten.silu", "aten.silu_", "aten.gelu", "aten.gelu_"),
-                    in_numel),
+                    in_count(LABEL)),
     **dict.fromkeys(("aten.hardtanh", "aten.hardtanh_"), _hardtanh),
-    **dict.fromkeys((*MAX_POOL_OPS, *AVG_POOL_OPS, *ADAPTIVE_OPS), in_numel),
-    "aten.mean": lambda op: op.args[0].numel if is_pool_mean(op) else 0,
-    **dict.fromkeys(UPSAMPLE_OPS, out_numel),
-    **dict.fromkeys(("aten._softmax", "aten.softmax"), in_numel),
-    **dict.fromkeys(ELEMENTWISE_ADD_MUL, broadcast_numel),
-    **dict.fromkeys(SDPA_OPS, lambda op: 2 * sdpa_macs(op)),
+    **dict.fromkeys((*MAX_POOL_OPS, *AVG_POOL_OPS, *ADAPTIVE_OPS), in_count(LABEL)),
+    "aten.mean": lambda op: per_element(LABEL, 1, op.args[0].numel) if is_pool_mean(op) else (),
+    **dict.fromkeys(UPSAMPLE_OPS, out_count(LABEL)),
+    **dict.fromkeys(("aten._softmax", "aten.softmax"), in_count(LABEL)),
+    **dict.fromkeys(ELEMENTWISE_ADD_MUL, out_count(LABEL)),
+    **dict.fromkeys(SDPA_OPS, lambda op: sdpa_count(op, LABEL, per_mac=2)),
     "aten._native_multi_head_attention": mha,
 }
 
 
-_RNN = keyed(RNN_CLASSES, lambda row: rnn_hook_flops(row, two_per_weight=True))
+def _rnn(row: Row) -> Cost:
+    """_rnn_forward_hook: 2 per weight − 1 per gate row, + gate ops + biases, per step."""
+    return rnn_hook_count(row, LABEL, two_per_weight=True)
+
+
+_RNN = keyed(RNN_CLASSES, _rnn)
 
 
 def _ops(row: Row, names: tuple[str, ...]) -> list[OpEvent]:
@@ -110,52 +130,68 @@ def _ops(row: Row, names: tuple[str, ...]) -> list[OpEvent]:
     return [op for op in row.call.ops if op.op in names]
 
 
-def _attention_unpatched(row: Row) -> int:
+def _attention_unpatched(row: Row) -> Cost:
     """F.scaled_dot_product_attention and torch.bmm are not patched: attention matmuls count 0."""
-    sdpa = sum(2 * sdpa_macs(op) for op in _ops(row, SDPA_OPS))
-    fused = sum(2 * mha_parts(op)["attention_macs"] for op in _ops(row, (MHA_OP,)))
-    slow_bmm = sum(2 * matmul_macs(op) for op in _ops(row, ("aten.bmm",))) if MHA_CLASS in row.call.classes else 0
-    return -(sdpa + fused + slow_bmm)
+    counted = [(op.op, sdpa_count(op, LABEL, per_mac=2)) for op in _ops(row, SDPA_OPS)]
+    counted += [(op.op, formula(LABEL, "2*(2*B*L*S*E)", "the attention matmuls", **args.multi_head(op).symbols))
+                for op in _ops(row, (MHA_OP,))]
+    if MHA_CLASS in row.call.classes:
+        counted += [(op.op, matmul_count(op, LABEL, per_mac=2)) for op in _ops(row, ("aten.bmm",))]
+    return minus("defect attention_unpatched", counted, "F.scaled_dot_product_attention and torch.bmm are not "
+                 "patched")
 
 
-def calflops_conv_transpose(op: OpEvent) -> int:
+def calflops_conv_transpose(op: OpEvent) -> Cost:
     """_conv_trans_flops_compute as written: C_out/g taken from the weight, divided by g again, and the bias
     sized by output dims from the *direct*-conv formula."""
     inp, w = op.args[0], op.args[1]
     stride, padding, dilation, groups = op.args[3], op.args[4], op.args[5], int(op.args[8])
-    macs = math.prod(w.shape[2:]) * inp.shape[1] * (w.shape[1] // groups) * inp.shape[0] * math.prod(inp.shape[2:])
     dims = [(i + 2 * p - (d * (k - 1) + 1)) // s + 1
             for i, k, s, p, d in zip(inp.shape[2:], w.shape[2:], stride, padding, dilation)]
-    bias = w.shape[1] * inp.shape[0] * math.prod(dims) if conv_has_bias(op) else 0
-    return 2 * macs + bias
+    symbols = {"K": math.prod(w.shape[2:]), "C_in": inp.shape[1], "W_1": w.shape[1], "g": groups,
+               "N": inp.shape[0], "P_in": math.prod(inp.shape[2:]), "P_direct": math.prod(dims)}
+    text = "2*K*C_in*(W_1//g)*N*P_in"
+    if op.args[2] is not None:
+        text += " + W_1*N*P_direct"
+    return formula(LABEL, text, "W_1 = C_out/g from the weight; P_direct: output positions of a direct conv",
+                   **symbols)
 
 
-def _conv_transpose(row: Row) -> int:
+def _conv_transpose(row: Row) -> Cost:
     """What calflops' transposed-conv formula adds beyond the rule (2·MACs + 1 per output for the bias)."""
-    return sum(calflops_conv_transpose(op) - conv(op)
-               for op in _ops(row, ("aten.convolution", "aten._convolution")) if conv_transposed(op))
+    parts = []
+    for op in _ops(row, ("aten.convolution", "aten._convolution")):
+        if conv_transposed(op):
+            parts.append((op.op, excess("defect conv_transpose", calflops_conv_transpose(op), conv(op))))
+    return weighted("defect conv_transpose", parts) or nothing("defect conv_transpose", "no transposed conv")
 
 
-def _relu6_hardtanh(row: Row) -> int:
+def _relu6_hardtanh(row: Row) -> Cost:
     """nn.ReLU6 calls F.hardtanh, which is not patched (F.relu6 is)."""
-    return -sum(_hardtanh(op) for op in _ops(row, ("aten.hardtanh", "aten.hardtanh_")))
+    return minus("defect relu6_unpatched", [(op.op, _hardtanh(op)) for op in _ops(row, ("aten.hardtanh",
+                                                                                        "aten.hardtanh_"))],
+                 "F.hardtanh is not patched")
 
 
-def _operators(row: Row) -> int:
-    return -sum(broadcast_numel(op) for op in _ops(row, ELEMENTWISE_ADD_MUL))
+def _operators(row: Row) -> Cost:
+    return minus("defect operators_not_patched", [(op.op, out_count(LABEL)(op)) for op in
+                                                  _ops(row, ELEMENTWISE_ADD_MUL)], "`+` and `*` bypass torch.add")
 
 
 def _upsample_size(deepspeed: bool) -> RowCount:
-    def delta(row: Row) -> int:
+    def delta(row: Row) -> Cost:
         """_upsample_flops_compute: a given size counts ∏size (no N·C); calflops' scale path counts the input."""
-        total = 0
+        parts = []
         for op in _ops(row, UPSAMPLE_OPS):
             size, scales = op.args[1], op.args[2:]
+            n_out = op.outputs[0].numel
             if all(s is None for s in scales) and size is not None:
-                total += _prod(size) - op.outputs[0].numel
+                parts.append((op.op, formula("defect upsample_size", "prod_size - n_out", "∏size without N·C",
+                                             prod_size=_prod(size), n_out=n_out)))
             elif not deepspeed:
-                total += op.args[0].numel - op.outputs[0].numel
-        return total
+                parts.append((op.op, formula("defect upsample_size", "n_in - n_out", "the input's elements",
+                                             n_in=op.args[0].numel, n_out=n_out)))
+        return weighted("defect upsample_size", parts) or nothing("defect upsample_size", "no F.interpolate")
     return delta
 
 

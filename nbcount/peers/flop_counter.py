@@ -8,30 +8,61 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nbcount.conventions import Convention, Defect, register
-from nbcount.peers._common import FLOP2, SDPA_OPS, conv_macs, matmul_macs, mha_macs, sdpa_macs
+import torch
+
+from nbcount.conventions import Convention, Cost, Defect, register
+from nbcount.peers._common import FLOP2, SDPA_OPS, conv_count, matmul_count, mha_count, minus, sdpa_count
+from nbcount.rules import conv
+from nbcount.rules.table import names
+from nbcount.types import OpEvent
 
 if TYPE_CHECKING:
     from nbcount.report import Row
 
+aten = torch.ops.aten
+LABEL = "FLOPs (torch)"
 _CPU_SDPA = "aten._scaled_dot_product_flash_attention_for_cpu"
 _MHA = "aten._native_multi_head_attention"
 
+
+def _matmul(op: OpEvent) -> Cost:
+    """mm_flop / addmm_flop / bmm_flop / baddbmm_flop: 2·M·K·N (the added matrix not counted)."""
+    return matmul_count(op, LABEL, per_mac=2)
+
+
+def _conv(op: OpEvent) -> Cost:
+    """conv_flop: 2·N·∏out·C_out·(C_in/g)·∏K (transposed: per input pixel)."""
+    return conv_count(op, LABEL, per_mac=2)
+
+
+def _sdpa(op: OpEvent) -> Cost:
+    """sdpa_flop: 2·(B·H·L·S·E + B·H·L·S·E_v)."""
+    return sdpa_count(op, LABEL, per_mac=2)
+
+
+def _mha(op: OpEvent) -> Cost:
+    """The mm / bmm of MultiheadAttention's slow path at 2 per MAC: projections and both attention matmuls."""
+    return mha_count(op, LABEL, per_mac=2)
+
+
 OP_COUNTS = {
-    **dict.fromkeys(("aten.mm", "aten.addmm", "aten.bmm", "aten.baddbmm"), lambda op: 2 * matmul_macs(op)),
-    **dict.fromkeys(("aten.convolution", "aten._convolution", "aten.cudnn_convolution",
-                     "aten.convolution_overrideable", "aten._slow_conv2d_forward"), lambda op: 2 * conv_macs(op)),
-    **dict.fromkeys(SDPA_OPS, lambda op: 2 * sdpa_macs(op)),
-    _MHA: lambda op: 2 * mha_macs(op),
+    **dict.fromkeys(names(aten.mm, aten.addmm, aten.bmm, aten.baddbmm), _matmul),
+    **dict.fromkeys(names(*conv.CONV), _conv),
+    **dict.fromkeys(SDPA_OPS, _sdpa),
+    _MHA: _mha,
 }
 
 
-def _cpu_sdpa(row: Row) -> int:
-    return -sum(2 * sdpa_macs(op) for op in row.call.ops if op.op == _CPU_SDPA)
+def _cpu_sdpa(row: Row) -> Cost:
+    """The CPU flash-attention kernel has no formula: minus its matmuls."""
+    return minus("defect cpu_sdpa", [(op.op, _sdpa(op)) for op in row.call.ops if op.op == _CPU_SDPA],
+                 "FlopCounterMode has no formula for the CPU kernel")
 
 
-def _mha_fast_path(row: Row) -> int:
-    return -sum(2 * mha_macs(op) for op in row.call.ops if op.op == _MHA)
+def _mha_fast_path(row: Row) -> Cost:
+    """The fused MultiheadAttention op is not counted: minus all its matmuls."""
+    return minus("defect mha_fast_path", [(op.op, _mha(op)) for op in row.call.ops if op.op == _MHA],
+                 "FlopCounterMode does not count the fused op")
 
 
 TORCH = register(Convention(
@@ -48,7 +79,9 @@ TORCH = register(Convention(
                "aten._native_multi_head_attention, which FlopCounterMode does not count at all", _mha_fast_path),
     ),
     notes=("Counts at the dispatcher, so functional matmuls are seen; per-module numbers are cumulative "
-           "(ModuleTracker), nbcount shows each module's own share.",),
+           "(ModuleTracker), nbcount shows each module's own share.",
+           "aten._grouped_mm (the experts of transformers' mixture-of-experts models, its default grouped_mm "
+           "code) has no formula: FlopCounterMode counts the experts as 0, nbcount counts their MACs."),
     rules={"conv": FLOP2, "conv_transpose": FLOP2 + "; MACs per input pixel", "linear": FLOP2,
            "matmul": "2 per MAC (baddbmm's added matrix not counted)",
            "sdpa": "2 per MAC of q·kᵀ and p·v (CPU kernel: 0, a defect)",

@@ -9,41 +9,69 @@ type. `seed003` counts a conv as (K·K·C_in + 1)·H·W·C_out and a fully conne
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from nbcount.conventions import Convention, Defect, register
-from nbcount.peers._common import MAC, MAC_BIAS, attr, keyed, x, y
+from nbcount.conventions import Convention, Cost, Defect, register
+from nbcount.peers._common import (
+    MAC,
+    MAC_BIAS,
+    attr,
+    excess,
+    formula,
+    kernel_symbols,
+    keyed,
+    nothing,
+    per_element,
+    product,
+    x,
+    y,
+)
 
 if TYPE_CHECKING:
     from nbcount.report import Row
 
+LABEL = "FLOPs (paddle)"
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _CONV_T_NAMES = {f"{c.__module__}.{c.__qualname__}" for c in _CONV_T}
 
 
-def conv(row: Row) -> int:
+def _kernel(row: Row) -> dict[str, Any]:
+    return kernel_symbols(attr(row, "kernel_size"), len(attr(row, "kernel_size")))
+
+
+def conv(row: Row, label: str = LABEL) -> Cost:
     """count_convNd: n_out·(C_in/g·∏K + 1 if bias) — every output a dot product plus its bias."""
-    per_output = x(row).shape[1] // attr(row, "groups", 1) * math.prod(attr(row, "kernel_size"))
-    return y(row).numel * (per_output + (1 if attr(row, "bias") else 0))
+    kernel = _kernel(row)
+    text = f"n_out*(C_in/g*{product(kernel)}" + (" + 1)" if attr(row, "bias") else ")")
+    return formula(label, text, n_out=y(row).numel, C_in=x(row).shape[1], g=attr(row, "groups", 1), **kernel)
 
 
-def conv_transpose(row: Row) -> int:
+def conv_transpose(row: Row) -> Cost:
     """The MACs a transposed conv does (per input pixel) + 1 per output for the bias."""
-    macs = x(row).numel * (y(row).shape[1] // attr(row, "groups", 1)) * math.prod(attr(row, "kernel_size"))
-    return macs + (y(row).numel if attr(row, "bias") else 0)
+    kernel = _kernel(row)
+    text = f"n_in*(C_out/g)*{product(kernel)}" + (" + n_out" if attr(row, "bias") else "")
+    return formula(LABEL, text, n_in=x(row).numel, C_out=y(row).shape[1], g=attr(row, "groups", 1),
+                   n_out=y(row).numel, **kernel)
 
 
-def _conv_transpose_per_output(row: Row) -> int:
-    return conv(row) - conv_transpose(row) if row.call.classes[0] in _CONV_T_NAMES else 0
+def _conv_transpose_per_output(row: Row) -> Cost:
+    label = "defect conv_transpose_per_output"
+    if row.call.classes[0] not in _CONV_T_NAMES:
+        return nothing(label, "not a transposed conv")
+    return excess(label, conv(row), conv_transpose(row))
 
 
-def adaptive_avgpool(row: Row) -> int:
+def adaptive_avgpool(row: Row) -> Cost:
     """count_adap_avgpool: (∏(in // out) + 1)·n_out."""
-    kernel = math.prod(i // o for i, o in zip(x(row).shape[2:], y(row).shape[2:]))
-    return (kernel + 1) * y(row).numel
+    kernel: dict[str, Any] = {f"k_{i}": a // b for i, (a, b) in enumerate(zip(x(row).shape[2:], y(row).shape[2:]))}
+    return formula(LABEL, f"({product(kernel)} + 1)*n_out", "k = in // out per axis", n_out=y(row).numel, **kernel)
+
+
+def _linear(row: Row, label: str = LABEL, bias: bool = False) -> Cost:
+    text = "(N_in + 1)*n_out" if bias and attr(row, "bias") else "N_in*n_out"
+    return formula(label, text, N_in=attr(row, "in_features"), n_out=y(row).numel)
 
 
 PADDLE = register(Convention(
@@ -55,11 +83,11 @@ PADDLE = register(Convention(
     module_overrides={
         **keyed((nn.Conv1d, nn.Conv2d, nn.Conv3d), conv),
         **keyed(_CONV_T, conv_transpose),
-        **keyed((nn.BatchNorm2d,), lambda row: 2 * x(row).numel),
-        **keyed((nn.ReLU, nn.ReLU6, nn.Dropout), lambda row: 0),
-        **keyed((nn.LeakyReLU,), lambda row: x(row).numel),
-        **keyed((nn.Linear,), lambda row: attr(row, "in_features") * y(row).numel),
-        **keyed((nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d), lambda row: y(row).numel),
+        **keyed((nn.BatchNorm2d,), lambda row: per_element(LABEL, 2, x(row).numel)),
+        **keyed((nn.ReLU, nn.ReLU6, nn.Dropout), lambda row: nothing(LABEL, "count_zero_ops")),
+        **keyed((nn.LeakyReLU,), lambda row: per_element(LABEL, 1, x(row).numel)),
+        **keyed((nn.Linear,), _linear),
+        **keyed((nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d), lambda row: per_element(LABEL, 1, y(row).numel, "out")),
         **keyed((nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d), adaptive_avgpool),
     },
     exact_type=True,
@@ -76,14 +104,14 @@ PADDLE = register(Convention(
 ))
 
 
-def seed_conv(row: Row) -> int:
+def seed_conv(row: Row) -> Cost:
     """(K·K·C_in/g + 1)·H·W·C_out·N: each output a K·K·C_in dot product plus one bias addition."""
-    return conv(row)
+    return conv(row, "FLOPs (seed003)")
 
 
-def seed_linear(row: Row) -> int:
+def seed_linear(row: Row) -> Cost:
     """(N_in + 1)·N_out per output row."""
-    return (attr(row, "in_features") + (1 if attr(row, "bias") else 0)) * y(row).numel
+    return _linear(row, "FLOPs (seed003)", bias=True)
 
 
 SEED003 = register(Convention(

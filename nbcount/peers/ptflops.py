@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from nbcount.conventions import Convention, Defect, register
+from nbcount.conventions import Convention, Cost, Defect, register
 from nbcount.peers._common import (
     ADAPTIVE_OPS,
     AVG_POOL_OPS,
@@ -26,22 +26,26 @@ from nbcount.peers._common import (
     MHA_OP,
     RNN_CLASSES,
     UPSAMPLE_OPS,
-    added_numel,
     attr,
-    broadcast_numel,
-    in_numel,
+    formula,
+    in_count,
     is_pool_mean,
+    kernel_symbols,
     keyed,
-    matmul_macs,
+    matmul_count,
     mha_need_weights,
-    mha_parts,
-    out_numel,
-    rnn_hook_flops,
+    minus,
+    nothing,
+    out_count,
+    per_element,
+    product,
+    rnn_hook_count,
     spatial,
+    weighted,
     x,
     y,
 )
-from nbcount.rules import qualname
+from nbcount.rules import args, qualname
 from nbcount.types import OpEvent
 
 if TYPE_CHECKING:
@@ -57,103 +61,113 @@ _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d, nn.
 _DOUBLE_COUNTED = {qualname(c) for c in (nn.ReLU, nn.PReLU, nn.ELU, nn.GELU, nn.Upsample, *_POOLS)}
 
 
-def conv(row: Row) -> int:
+LABEL = "MACs (ptflops)"
+
+
+def conv(row: Row) -> Cost:
     """conv_flops_counter_hook: ∏K·C_in·C_out/g per position (output; input if transposed) + bias per output."""
-    per_position = math.prod(attr(row, "kernel_size")) * attr(row, "in_channels") * (
-        attr(row, "out_channels") // attr(row, "groups", 1))
+    kernel = kernel_symbols(attr(row, "kernel_size"), len(attr(row, "kernel_size")))
     positions = x(row).shape[0] * spatial(x(row).shape if attr(row, "transposed") else y(row).shape)
-    return per_position * positions + (y(row).numel if attr(row, "bias") else 0)
+    text = f"{product(kernel)}*C_in*(C_out/g)*P" + (" + n_out" if attr(row, "bias") else "")
+    where = "input" if attr(row, "transposed") else "output"
+    return formula(LABEL, text, f"P: N × the {where}'s spatial positions", **kernel, C_in=attr(row, "in_channels"),
+                   C_out=attr(row, "out_channels"), g=attr(row, "groups", 1), P=positions, n_out=y(row).numel)
 
 
-def linear(row: Row) -> int:
+def linear(row: Row) -> Cost:
     """linear_flops_counter_hook: (in·out + bias out) per leading position."""
-    rows = math.prod(x(row).shape[:-1])
-    return (x(row).shape[-1] * y(row).shape[-1] + (y(row).shape[-1] if attr(row, "bias") else 0)) * rows
+    text = "(N_in*N_out + N_out)*rows" if attr(row, "bias") else "N_in*N_out*rows"
+    return formula(LABEL, text, "rows: every leading position", N_in=x(row).shape[-1], N_out=y(row).shape[-1],
+                   rows=math.prod(x(row).shape[:-1]))
 
 
-def norm(row: Row) -> int:
+def norm(row: Row) -> Cost:
     """bn_flops_counter_hook: 1 per input element, 2 with an affine transform (LayerNorm's included)."""
     affine = bool(attr(row, "affine", False) or attr(row, "elementwise_affine", False))
-    return x(row).numel * (2 if affine else 1)
+    return per_element(LABEL, 2 if affine else 1, x(row).numel)
 
 
-def mha(row: Row) -> int:
+def mha(row: Row) -> Cost:
     """multihead_attention_counter_hook: scale + projections + per-head (q·kᵀ, softmax, p·v) + out-projection."""
     q, k, v = row.call.in_tensors[:3]
     batch_first = bool(attr(row, "batch_first", False))
     b, li = (q.shape[0], 1) if batch_first else (q.shape[1], 0)
-    qlen, klen, vlen = q.shape[li], k.shape[li], v.shape[li]
-    qdim, kdim, vdim, heads = q.shape[2], k.shape[2], v.shape[2], attr(row, "num_heads")
-    flops = qlen * qdim + qlen * qdim * qdim + klen * kdim * kdim + vlen * vdim * vdim
-    if any(p.name.endswith("in_proj_bias") for p in (*row.call.params_new, *row.call.params_shared)):
-        flops += (qlen + klen + vlen) * qdim
-    flops += heads * (qlen * klen * (qdim // heads) + qlen * klen + qlen * klen * (vdim // heads))
-    return (flops + qlen * vdim * (vdim + 1)) * b
+    bias = any(p.name.endswith("in_proj_bias") for p in (*row.call.params_new, *row.call.params_shared))
+    text = "(Lq*Dq + Lq*Dq*Dq + Lk*Dk*Dk + Lv*Dv*Dv" + (" + (Lq + Lk + Lv)*Dq" if bias else "") + \
+        " + H*(Lq*Lk*(Dq/H) + Lq*Lk + Lq*Lk*(Dv/H)) + Lq*Dv*(Dv + 1))*B"
+    return formula(LABEL, text, "scale, q/k/v projections, per head q·kᵀ, softmax, p·v, out-projection",
+                   Lq=q.shape[li], Lk=k.shape[li], Lv=v.shape[li], Dq=q.shape[2], Dk=k.shape[2], Dv=v.shape[2],
+                   H=attr(row, "num_heads"), B=b)
 
 
 OVERRIDES = {
     **keyed((nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d), conv),
-    **keyed(_ACTIVATIONS, lambda row: y(row).numel),
-    **keyed(_POOLS, lambda row: x(row).numel),
+    **keyed(_ACTIVATIONS, lambda row: per_element(LABEL, 1, y(row).numel, "out")),
+    **keyed(_POOLS, lambda row: per_element(LABEL, 1, x(row).numel)),
     **keyed(_NORMS, norm),
     **keyed((nn.Linear,), linear),
-    **keyed((nn.Upsample,), lambda row: y(row).numel),
-    **keyed(RNN_CLASSES, lambda row: rnn_hook_flops(row, two_per_weight=False)),
+    **keyed((nn.Upsample,), lambda row: per_element(LABEL, 1, y(row).numel, "out")),
+    **keyed(RNN_CLASSES, lambda row: rnn_hook_count(row, LABEL, two_per_weight=False)),
     **keyed((nn.MultiheadAttention,), mha),
 }
 
 
-def _hardtanh(op: OpEvent) -> int:
+def _hardtanh(op: OpEvent) -> Cost:
     """F.relu6 lowers to hardtanh(0, 6); other hardtanh calls are not patched."""
     low, high = op.arg(1, "min_val", -1.0), op.arg(2, "max_val", 1.0)
-    return op.args[0].numel if (low, high) == (0.0, 6.0) else 0
+    return per_element(LABEL, 1, op.args[0].numel) if (low, high) == (0.0, 6.0) else ()
 
 
-def _addmm(op: OpEvent) -> int:
+def _addmm(op: OpEvent) -> Cost:
     """_addmm_tensor_flops_hook: ∏mat1·n + the added matrix's elements."""
-    return matmul_macs(op) + added_numel(op)
+    return matmul_count(op, LABEL, added=True)
 
 
 OP_COUNTS = {
     **dict.fromkeys(("aten.relu", "aten.relu_", "aten.prelu", "aten._prelu_kernel", "aten.elu", "aten.elu_",
-                     "aten.gelu", "aten.gelu_", "aten.silu", "aten.silu_"), in_numel),
+                     "aten.gelu", "aten.gelu_", "aten.silu", "aten.silu_"), in_count(LABEL)),
     **dict.fromkeys(("aten.hardtanh", "aten.hardtanh_"), _hardtanh),
-    **dict.fromkeys((*MAX_POOL_OPS, *AVG_POOL_OPS, *ADAPTIVE_OPS), in_numel),
-    "aten.mean": lambda op: op.args[0].numel if is_pool_mean(op) else 0,
-    **dict.fromkeys(("aten._softmax", "aten.softmax"), in_numel),
-    **dict.fromkeys(UPSAMPLE_OPS, out_numel),
-    **dict.fromkeys(("aten.mm", "aten.bmm"), matmul_macs),
+    **dict.fromkeys((*MAX_POOL_OPS, *AVG_POOL_OPS, *ADAPTIVE_OPS), in_count(LABEL)),
+    "aten.mean": lambda op: per_element(LABEL, 1, op.args[0].numel) if is_pool_mean(op) else (),
+    **dict.fromkeys(("aten._softmax", "aten.softmax"), in_count(LABEL)),
+    **dict.fromkeys(UPSAMPLE_OPS, out_count(LABEL)),
+    **dict.fromkeys(("aten.mm", "aten.bmm"), lambda op: matmul_count(op, LABEL)),
     **dict.fromkeys(("aten.addmm", "aten.baddbmm"), _addmm),
-    **dict.fromkeys(ELEMENTWISE_ADD_MUL, broadcast_numel),
+    **dict.fromkeys(ELEMENTWISE_ADD_MUL, out_count(LABEL)),
 }
 _HOOKED = set(OVERRIDES)
 
 
-def _functional_again(row: Row) -> int:
+def _functional_again(row: Row) -> Cost:
     """The patched functional inside a hooked module adds its count a second time."""
+    label = "defect functional_counted_twice"
     if row.call.classes[0] in _DOUBLE_COUNTED:
-        return sum(fn(op) for op in row.call.ops if (fn := OP_COUNTS.get(op.op)) is not None)
-    if row.call.classes[0] == MHA_CLASS:  # with need_weights the slow path runs torch.bmm twice and F.softmax
+        again = [(op.op, fn(op)) for op in row.call.ops if (fn := OP_COUNTS.get(op.op)) is not None]
+    elif row.call.classes[0] == MHA_CLASS:  # with need_weights the slow path runs torch.bmm twice and F.softmax
         fused = [op for op in row.call.ops if op.op == MHA_OP]
         if fused:
-            parts = [mha_parts(op) for op in fused if mha_need_weights(op)]
-            return sum(p["attention_macs"] + p["scores"] for p in parts)
-        return sum(OP_COUNTS[op.op](op) for op in row.call.ops if op.op in ("aten.bmm", "aten._softmax"))
-    return 0
+            again = [(op.op, formula(LABEL, "2*B*L*S*E + B*H*L*S", "the attention matmuls and softmax",
+                                     **args.multi_head(op).symbols)) for op in fused if mha_need_weights(op)]
+        else:
+            again = [(op.op, OP_COUNTS[op.op](op)) for op in row.call.ops if op.op in ("aten.bmm", "aten._softmax")]
+    else:
+        again = []
+    return weighted(label, again) or nothing(label, "no functional counted again")
 
 
-def _operators(row: Row) -> int:
+def _operators(row: Row) -> Cost:
     """`a + b`, `a * b`, `+=` do not go through the patched torch.add / torch.mul."""
     if row.call.classes[0] in _HOOKED:
-        return 0
-    return -sum(broadcast_numel(op) for op in row.call.ops if op.op in ELEMENTWISE_ADD_MUL)
+        return nothing("defect operators_not_patched", "a hooked module")
+    return minus("defect operators_not_patched", [(op.op, out_count(LABEL)(op)) for op in row.call.ops
+                                                  if op.op in ELEMENTWISE_ADD_MUL], "`+` and `*` bypass torch.add")
 
 
-def _layer_norm_affine(row: Row) -> int:
+def _layer_norm_affine(row: Row) -> Cost:
     """LayerNorm's affine flag is called elementwise_affine, so hasattr(module, 'affine') is False."""
     if row.call.classes[0] == qualname(nn.LayerNorm) and attr(row, "elementwise_affine", False):
-        return -x(row).numel
-    return 0
+        return formula("defect layernorm_affine_ignored", "-n_in", "counted 1 per element, not 2", n_in=x(row).numel)
+    return nothing("defect layernorm_affine_ignored", "not an affine LayerNorm")
 
 
 PTFLOPS = register(Convention(

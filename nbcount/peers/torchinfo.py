@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from nbcount.conventions import Convention, Defect, register
-from nbcount.peers._common import MAC_BIAS, module_params, y
+from nbcount.conventions import Convention, Cost, Defect, register
+from nbcount.derive import step
+from nbcount.peers._common import MAC_BIAS, formula, module_params, nothing, weighted, y
 from nbcount.rules import qualname
 
 if TYPE_CHECKING:
     from nbcount.report import Row
 
+LABEL = "MACs (torchinfo)"
 _LINEAR = {qualname(nn.Linear), qualname(nn.Bilinear)}
 _TRANSPOSED = qualname(nn.modules.conv._ConvTransposeNd)
 
@@ -39,40 +41,48 @@ def _positions(shape: tuple[int, ...]) -> int:
     return shape[0] * math.prod(shape[2:]) if shape else 1
 
 
-def calculate_macs(row: Row) -> int:
+def _param_use(row: Row, name: str, numel: int) -> Cost:
+    """One parameter tensor times the positions torchinfo's rule uses it at."""
+    out = y(row).shape
+    if name in ("weight", "bias"):
+        if _is_conv(row):
+            transposed = _TRANSPOSED in row.call.classes and name == "weight"
+            where = "input" if transposed else "output"
+            shape = row.call.in_tensors[0].shape if transposed else out
+            return formula(LABEL, "n_param*positions", f"positions: N × the {where}'s spatial positions",
+                           n_param=numel, positions=_positions(shape))
+        if set(row.call.classes) & _LINEAR:
+            return formula(LABEL, "n_param*rows", "rows: every output vector", n_param=numel, rows=_rows(row))
+        return formula(LABEL, "n_param*batch", n_param=numel, batch=out[0] if out else 1)
+    return formula(LABEL, "n_param*out_0*out_1", "inner weights: × the output's first two sizes", n_param=numel,
+                   out_0=out[0], out_1=out[1] if len(out) > 1 else 1)
+
+
+def calculate_macs(row: Row) -> Cost:
     """The MACs torchinfo's rule means: per-position parameter use, leaf modules only."""
     if not row.call.is_leaf or not row.call.out_tensors:
-        return 0
-    out = y(row).shape
-    total = 0
-    for name, numel in module_params(row):
-        if name in ("weight", "bias"):
-            if _is_conv(row):
-                transposed = _TRANSPOSED in row.call.classes and name == "weight"
-                total += numel * _positions(row.call.in_tensors[0].shape if transposed else out)
-            elif set(row.call.classes) & _LINEAR:
-                total += numel * _rows(row)
-            else:
-                total += numel * (out[0] if out else 1)
-        elif "weight" in name or "bias" in name:
-            total += numel * math.prod(out[:2])
-    return total
+        return nothing(LABEL, "not a leaf layer" if row.call.out_tensors else "no tensor output")
+    used = [(name, _param_use(row, name, n)) for name, n in module_params(row) if "weight" in name or "bias" in name]
+    return weighted(LABEL, used) or nothing(LABEL, "no weight or bias")
 
 
-def _linear_batch_only(row: Row) -> int:
+def _linear_batch_only(row: Row) -> Cost:
     """torchinfo multiplies a Linear's parameters by output_size[0] only: sequence positions are lost."""
+    label = "defect linear_not_scaled_by_sequence"
     if not row.call.is_leaf or _is_conv(row) or not set(row.call.classes) & _LINEAR or not row.call.out_tensors:
-        return 0
+        return nothing(label, "not a Linear layer")
     params = sum(n for name, n in module_params(row) if name in ("weight", "bias"))
-    return params * y(row).shape[0] - params * _rows(row)
+    return formula(label, "n_param*batch - n_param*rows", n_param=params, batch=y(row).shape[0], rows=_rows(row))
 
 
-def _transposed_per_output(row: Row) -> int:
+def _transposed_per_output(row: Row) -> Cost:
     """ConvTranspose's weight is multiplied by the output positions, not the input positions it scatters."""
+    label = "defect conv_transpose_per_output"
     if not row.call.is_leaf or _TRANSPOSED not in row.call.classes or not row.call.out_tensors:
-        return 0
+        return nothing(label, "not a transposed conv")
     weight = sum(n for name, n in module_params(row) if name == "weight")
-    return weight * (_positions(y(row).shape) - _positions(row.call.in_tensors[0].shape))
+    return (step(label, "n_weight*(out_positions - in_positions)", n_weight=weight,
+                 out_positions=_positions(y(row).shape), in_positions=_positions(row.call.in_tensors[0].shape)),)
 
 
 TORCHINFO = register(Convention(

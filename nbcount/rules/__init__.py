@@ -1,90 +1,97 @@
-"""The one registry of cost rules. A new layer's formula goes in the module of its family.
+"""The rules: one op table (nbcount.rules.table) filled by the op family modules of this package.
 
-- ``@op_rule("aten.mm")``: cost of one aten op (an OpEvent) as derivation steps.
-- ``@ignore("reason", "aten.view", ...)``: ops that do no arithmetic, with the reason.
-- ``@module_rule(nn.LSTM)``: cost of a whole module call; the ops inside it are covered by it.
-- ``@param_rule(nn.Conv2d)``: the derivation of a module's parameter count.
+A family module declares its ops once, as real torch ops (``aten = torch.ops.aten``; ``MATMUL = (aten.mm, ...)``),
+and registers against them everything nbcount knows, each with one decorator:
 
-Registering a name twice is an error. Module rules resolve through ``type(m).__mro__``.
+- ``@op_rule(aten.mm)``: the cost of one op (forward or backward) as derivation steps;
+- ``ignore("reason", aten.view, ...)``: ops that do no arithmetic, with the reason shown to users;
+- ``@field_rule(aten.convolution)``: how the op moves receptive fields;
+- ``kind("matmul", aten.mm, nn.Linear)``: the layer kind compare() groups a row under;
+- ``@check(aten.mm)``: refuse on the fake path a call the real kernel refuses;
+- ``@stand_in(aten._grouped_mm)``: shape on the fake path a call the real kernel accepts but torch's fake or
+  meta kernel refuses;
+- ``@module_rule(nn.LSTM)``: the cost of a whole module call (used only when the module's forward is the
+  library's own: a subclass that overrides forward is counted op by op);
+- ``@param_rule(nn.Conv2d)``, ``@shape_rule(nn.Conv2d)``, ``@expects(nn.Conv2d)``: a module type's parameter
+  and output-shape derivations and the input it expects (error messages).
+
+Ops are named by the op objects (or ``"aten.mm"``); an op torch does not have fails at import. Registering a
+facet twice is an error. An op no family names is classified from torch's own metadata (nbcount.rules.classify).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any
 
 from nbcount.derive import Step
+from nbcount.rules.table import (
+    ClassOrOp,
+    OpLike,
+    T,
+    first_in_mro,
+    in_mro,
+    qualname,
+    register,
+    registrar,
+)
 from nbcount.types import LayerCall, OpEvent
 
 Cost = tuple[Step, ...]
 OpRule = Callable[[OpEvent], Cost]
 ModuleRule = Callable[[LayerCall], Cost]
+Check = Callable[[Any, tuple[Any, ...], dict[str, Any]], None]  # (op overload, args, kwargs): raise to refuse
 
-OP_RULES: dict[str, OpRule] = {}
-IGNORED_OPS: dict[str, str] = {}
-MODULE_RULES: dict[str, ModuleRule] = {}
-PARAM_RULES: dict[str, ModuleRule] = {}
-
-F = TypeVar("F", bound=Callable[..., Cost])
-
-
-def qualname(cls: type) -> str:
-    """The key a class is registered under: ``module.QualName``."""
-    return f"{cls.__module__}.{cls.__qualname__}"
+op_rule = registrar("cost")
+module_rule = registrar("cost")
+param_rule = registrar("params")
+field_rule = registrar("field")
+shape_rule = registrar("shape")
+expects = registrar("expects")
+check = registrar("check")
+stand_in = registrar("stand_in")
 
 
-def _register(table: dict[str, F], keys: tuple[str, ...], fn: F) -> F:
-    for key in keys:
-        if key in table or key in IGNORED_OPS:
-            raise ValueError(f"rule for {key} registered twice")
-        table[key] = fn
-    return fn
-
-
-def op_rule(*ops: str) -> Callable[[OpRule], OpRule]:
-    """Register the cost rule for aten overload packets such as ``"aten.mm"``."""
-    return lambda fn: _register(OP_RULES, ops, fn)
-
-
-def module_rule(*classes: type) -> Callable[[ModuleRule], ModuleRule]:
-    """Register a whole-module cost rule; ops inside such a call are covered by it."""
-    return lambda fn: _register(MODULE_RULES, tuple(qualname(c) for c in classes), fn)
-
-
-def param_rule(*classes: type) -> Callable[[ModuleRule], ModuleRule]:
-    """Register the parameter-count derivation of a module type."""
-    return lambda fn: _register(PARAM_RULES, tuple(qualname(c) for c in classes), fn)
-
-
-def ignore(reason: str, *ops: str) -> None:
+def ignore(reason: str, *ops: OpLike) -> None:
     """Declare ops that do no floating-point arithmetic, with the reason shown to users."""
-    for op in ops:
-        if op in IGNORED_OPS or op in OP_RULES:
-            raise ValueError(f"rule for {op} registered twice")
-        IGNORED_OPS[op] = reason
+    register(ops, "reason", reason)
 
 
-def find_module_rule(table: dict[str, ModuleRule], call: LayerCall) -> ModuleRule | None:
-    """The rule for the most derived class of the call's MRO that has one."""
-    for name in call.classes:
-        rule = table.get(name)
-        if rule is not None:
-            return rule
-    return None
+def kind(name: str, *keys: ClassOrOp) -> None:
+    """The layer kind (a row of the conventions' rules table) of ops and module classes."""
+    register(keys, "kind", name)
+
+
+def find_module_rule(call: LayerCall, facet: str = "cost") -> Callable[[LayerCall], Any] | None:
+    """The `facet` rule of the most derived class of the call that has one."""
+    found = in_mro(call.classes, facet)
+    return found[1] if found is not None else None
 
 
 def _load_families() -> None:
     from nbcount.rules import (  # noqa: F401  (registration side effects)
         attention,
-        backward,
         conv,
         elementwise,
+        embedding,
+        layout,
+        loss,
         matmul,
         norm,
         params,
         pool,
+        quantized,
         recurrent,
+        resample,
+        scatter,
+        shapes,
+        spectral,
+        vision,
     )
 
+
+__all__ = ["ClassOrOp", "Cost", "ModuleRule", "OpLike", "OpRule", "T", "check", "expects", "field_rule",
+           "find_module_rule", "first_in_mro", "ignore", "in_mro", "kind", "module_rule", "op_rule", "param_rule",
+           "qualname", "shape_rule", "stand_in"]
 
 _load_families()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from nbcount.rules.classify import facet
 from nbcount.rules.receptive import (
     Axis,
     Field,
@@ -24,18 +25,6 @@ from nbcount.types import OpEvent, TensorMeta
 LOST, MIX = "lost", "mix"
 Mapping = dict[int, Any]  # input dim -> output dim, LOST (a view merged it) or MIX (every position read)
 FieldRule = Callable[[OpEvent, "Flow"], tuple["Field | None", ...]]
-FIELD_RULES: dict[str, FieldRule] = {}
-
-
-def field_rule(*ops: str) -> Callable[[FieldRule], FieldRule]:
-    """Register how an aten op moves receptive fields (one rule per op name)."""
-    def register(fn: FieldRule) -> FieldRule:
-        for op in ops:
-            if op in FIELD_RULES:
-                raise ValueError(f"receptive-field rule for {op} registered twice")
-            FIELD_RULES[op] = fn
-        return fn
-    return register
 
 
 class Flow:
@@ -105,9 +94,10 @@ def tensors(value: Any) -> list[TensorMeta]:
 def apply(op: OpEvent, flow: Flow) -> tuple[Field | None, ...] | None:
     """Run one op's rule; None when no argument depends on the input."""
     args = [t for v in (*op.args, *(v for _, v in op.kwargs)) for t in tensors(v)]
-    if not any(t.tid in flow.fields for t in args) and op.op not in FIELD_RULES:
+    rule = facet(op.op, "field")
+    if not any(t.tid in flow.fields for t in args) and rule is None:
         return None
-    rule = FIELD_RULES.get(op.op, generic)
+    rule = rule or generic
     try:
         return rule(op, flow)
     except Exception:  # an overload this rule cannot read: the conservative answer, never a crash
@@ -181,9 +171,3 @@ def at(value: Any, i: int, default: int = 0) -> int:
 def norm_dim(d: Any, ndim: int) -> int:
     return int(d) % ndim if ndim else 0
 
-
-def _load_rules() -> None:
-    from nbcount.rules import fields_layout, fields_window  # noqa: F401  (registration side effects)
-
-
-_load_rules()

@@ -1,4 +1,7 @@
-"""Receptive-field rules of windowed ops: convolution, pooling, upsampling, pixel shuffle, padding."""
+"""Receptive-field rules of windowed ops: convolution, pooling, upsampling, pixel shuffle, padding.
+
+A library: the op family modules register these functions against their ops (``field_rule``).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from nbcount.rules.fields import MIX, Field, Flow, at, field_rule
+from nbcount.rules import args
+from nbcount.rules.fields import MIX, Field, Flow
 from nbcount.rules.receptive import conv_taps, ratio_period, resample_taps, transposed_taps, window_taps
+from nbcount.rules.table import op_facet
 from nbcount.types import OpEvent
-
-CONV_OPS = ("aten.convolution", "aten._convolution", "aten.convolution_overrideable", "aten.mkldnn_convolution")
-MAX_POOL_OPS = ("aten.max_pool1d", "aten.max_pool2d", "aten.max_pool3d", "aten.max_pool1d_with_indices",
-                "aten.max_pool2d_with_indices", "aten.max_pool3d_with_indices")
-AVG_POOL_OPS = ("aten.avg_pool1d", "aten.avg_pool2d", "aten.avg_pool3d")
 
 
 @dataclass(frozen=True)
@@ -29,25 +29,18 @@ class Window:
 
 
 def window_of(op: OpEvent) -> Window | None:
-    """The window of a convolution / pooling op (None for any other op)."""
-    x = op.args[0]
-    if op.op in CONV_OPS:
-        nd = len(op.args[1].shape) - 2
-        kind = "transposed" if op.arg(6, "transposed", False) else "conv"
-        kernel, stride, padding, dilation = op.args[1].shape[2:], op.arg(3, "stride"), op.arg(4, "padding"), \
-            op.arg(5, "dilation")
-    elif op.op in MAX_POOL_OPS or op.op in AVG_POOL_OPS:
-        nd, kind = int(op.op.split("pool")[1][0]), "pool"
-        kernel, stride, padding = op.arg(1, "kernel_size"), op.arg(2, "stride"), op.arg(3, "padding")
-        dilation = op.arg(4, "dilation") if op.op in MAX_POOL_OPS else 1
-    else:
-        return None
-    ks = tuple(at(kernel, i) for i in range(nd))
-    return Window(kind, len(x.shape) - nd, ks, tuple(at(stride, i, ks[i]) for i in range(nd)),
-                  tuple(at(padding, i) for i in range(nd)), tuple(at(dilation, i, 1) for i in range(nd)))
+    """The window of a convolution / pooling op (by the op's kind in the table; None for any other op)."""
+    kind = op_facet(op.op, "kind")
+    if kind == "conv":
+        c = args.conv(op)
+        return Window("transposed" if c.transposed else "conv", len(c.x.shape) - len(c.kernel), c.kernel, c.stride,
+                      c.padding, c.dilation)
+    if kind in ("maxpool", "avgpool"):
+        w = args.pool_window(op)
+        return Window("pool", len(op.args[0].shape) - len(w.kernel), w.kernel, w.stride, w.padding, w.dilation)
+    return None
 
 
-@field_rule(*CONV_OPS, *MAX_POOL_OPS, *AVG_POOL_OPS)
 def window(op: OpEvent, flow: Flow) -> tuple[Field | None, ...]:
     """Conv / pool: output o reads o·s − p + t·d (t < k): r' = r + (k − 1)·d·j, j' = j·s; transposed: j' = j/s."""
     x = op.args[0]
@@ -65,9 +58,6 @@ def window(op: OpEvent, flow: Flow) -> tuple[Field | None, ...]:
     return (flow.windowed(f, x.shape, per_dim, mixed=mixed),) * len(op.outputs)
 
 
-@field_rule("aten._adaptive_avg_pool2d", "aten._adaptive_avg_pool3d", "aten.adaptive_avg_pool1d",
-            "aten.adaptive_avg_pool2d", "aten.adaptive_avg_pool3d", "aten.adaptive_max_pool1d",
-            "aten.adaptive_max_pool2d", "aten.adaptive_max_pool3d")
 def adaptive_pool(op: OpEvent, flow: Flow) -> tuple[Field | None, ...]:
     """Adaptive pooling: output o reads ⌊o·in/out⌋ … ⌈(o + 1)·in/out⌉ − 1 (output 1: the whole axis)."""
     x, out = op.args[0], op.outputs[0]
@@ -99,8 +89,6 @@ def _resample_mode(name: str) -> str:
     raise KeyError(name)
 
 
-@field_rule(*{f"aten.{p}{n}d" for ps in _RESAMPLE.values() for p in ps for n in (1, 2, 3)} | {
-    "aten._upsample_bilinear2d_aa", "aten._upsample_bicubic2d_aa"})
 def resample(op: OpEvent, flow: Flow) -> tuple[Field | None, ...]:
     """Upsampling: nearest reads ⌊o·r⌋ (r = in/out), linear the two neighbours of r·(o + ½) − ½, cubic four."""
     x, out = op.args[0], op.outputs[0]
@@ -136,7 +124,6 @@ def _scales(rest: list[Any], nd: int) -> list[float | None]:
     return values + [None] * (nd - len(values))
 
 
-@field_rule("aten.pixel_shuffle", "aten.pixel_unshuffle")
 def pixel_shuffle(op: OpEvent, flow: Flow) -> tuple[Field | None, ...]:
     """Pixel shuffle by r: output o reads ⌊o/r⌋; unshuffle: o·r … o·r + r − 1."""
     x = op.args[0]
@@ -152,8 +139,6 @@ def pixel_shuffle(op: OpEvent, flow: Flow) -> tuple[Field | None, ...]:
     return (flow.windowed(f, x.shape, {n - 2: spec, n - 1: spec}),)
 
 
-@field_rule("aten.constant_pad_nd", "aten.reflection_pad1d", "aten.reflection_pad2d", "aten.reflection_pad3d",
-            "aten.replication_pad1d", "aten.replication_pad2d", "aten.replication_pad3d", "aten._pad_circular")
 def pad(op: OpEvent, flow: Flow) -> tuple[Field | None, ...]:
     """Padding by `left` on a dim: output o reads o − left (reflections only change the border)."""
     x = op.args[0]

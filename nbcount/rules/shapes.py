@@ -17,32 +17,16 @@ from typing import Any
 from torch import nn
 
 from nbcount.derive import Step, given, step
-from nbcount.rules import qualname
+from nbcount.rules import find_module_rule, qualname, shape_rule
 from nbcount.types import LayerCall, TensorMeta
 
 ShapeRule = Callable[[LayerCall], tuple[Step, ...]]
-SHAPE_RULES: dict[str, ShapeRule] = {}
 _AXES = ("D", "H", "W")
-
-
-def shape_rule(*classes: type) -> Callable[[ShapeRule], ShapeRule]:
-    """Register the output-shape derivation of module types (resolved through the MRO)."""
-    def register(fn: ShapeRule) -> ShapeRule:
-        for cls in classes:
-            key = qualname(cls)
-            if key in SHAPE_RULES:
-                raise ValueError(f"shape rule for {key} registered twice")
-            SHAPE_RULES[key] = fn
-        return fn
-    return register
 
 
 def find_shape_rule(call: LayerCall) -> ShapeRule | None:
     """The rule of the most derived class of the call that has one."""
-    for name in call.classes:
-        if name in SHAPE_RULES:
-            return SHAPE_RULES[name]
-    return None
+    return find_module_rule(call, "shape")
 
 
 def dim_names(ndim: int) -> tuple[str, ...]:
