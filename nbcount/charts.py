@@ -77,7 +77,8 @@ def metric_values(report: Report, metric: str, group: str = "layer") -> list[tup
         if group == "type":
             key = row.call.module_type
         elif group == "pattern":
-            key = labels.repeat_pattern(row.layer, repeated) + (f"#{row.call.call_index}" if row.call.call_index else "")
+            call = f"#{row.call.call_index}" if row.call.call_index else ""
+            key = labels.repeat_pattern(row.layer, repeated) + call
         else:
             key = labels.row_label(row)
         entry = sums.setdefault(key, [0, 0, row])

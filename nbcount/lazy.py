@@ -47,8 +47,8 @@ def _meta_memo(model: nn.Module) -> dict[int, Any]:
         else:
             memo[id(p)] = nn.Parameter(p.detach().to(META), requires_grad=p.requires_grad)
     for b in model.buffers():
-        memo[id(b)] = (UninitializedBuffer(requires_grad=False, device=META, dtype=b.dtype) if is_lazy(b)
-                       else b.detach().to(META))
+        lazy = UninitializedBuffer(requires_grad=False, device=META, dtype=b.dtype) if is_lazy(b) else None  # type: ignore[call-arg]
+        memo[id(b)] = lazy if lazy is not None else b.detach().to(META)
     return memo
 
 

@@ -28,7 +28,7 @@ Trailing # comments are allowed on the magic line.
 """
 
 
-def help_text(generated: str | None, settings: type) -> str:
+def help_text(generated: str | None, settings: Any) -> str:
     """The magic's docstring: examples, the argparse usage and options, then the %config settings."""
     body = (generated or "").strip()
     body = re.sub(r"^::\s*\n", "", body)  # magic_arguments starts with a reST literal marker

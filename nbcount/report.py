@@ -229,7 +229,8 @@ class Report:
 
         return widget(self, **options)
 
-    def chart(self, metric: Any = ("params", "flops"), top: int = 10, log: bool = False, group: str | None = None) -> Any:
+    def chart(self, metric: Any = ("params", "flops"), top: int = 10, log: bool = False,
+              group: str | None = None) -> Any:
         """Matplotlib bar charts of 'params', 'flops', 'macs' or 'activation' (nbcount.charts.chart)."""
         from nbcount.charts import chart
 
