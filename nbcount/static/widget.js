@@ -308,13 +308,17 @@ class View {
     return keep;
   }
 
-  sortedChildren(list) {
+  sortedChildren(list, grouped) {
     const st = this.state;
     if (!st.sort) return list;
     const fig = this.figures();
     const R = this.rows;
-    const key = (k) => (st.sort === "layer" ? R.label(k) : st.sort === "type" ? R.typeName(k)
-      : st.sort === "share" ? fig.flops[k] : fig[st.sort][k]);
+    const column = st.sort === "share" ? "flops" : st.sort;
+    const value = (k) => {
+      const run = grouped ? R.runOf.get(k) : undefined;
+      return run === undefined ? fig[column][k] : R.runValue(run, fig, column); // a folded run sorts by its sum
+    };
+    const key = (k) => (st.sort === "layer" ? R.label(k) : st.sort === "type" ? R.typeName(k) : value(k));
     const sign = st.desc ? -1 : 1;
     return list.slice().sort((a, b) => {
       const x = key(a);
@@ -330,7 +334,7 @@ class View {
     const group = this.state.group && !keep;
     const out = [];
     const walk = (list, depth) => {
-      for (const k of this.sortedChildren(list)) {
+      for (const k of this.sortedChildren(list, group)) {
         if (keep && !keep.has(k)) continue;
         const run = group ? R.runOf.get(k) : undefined;
         if (run !== undefined) {
@@ -462,7 +466,10 @@ DRAWERS.layers = (view) => {
   const refresh = () => {
     items = view.visible();
     body.style.height = items.length * ROW_H + "px";
-    count.textContent = exact(items.length) + " of " + exact(R.n) + " rows shown" +
+    const shown = items.filter((item) => item.row !== undefined).length;
+    const folded = items.filter((item) => item.group !== undefined && !view.expanded.has("g" + item.group)).length;
+    count.textContent = exact(shown) + " of " + exact(R.n) + " rows shown" +
+      (folded ? " + " + folded + " folded block" + (folded > 1 ? "s" : "") : "") +
       (view.state.self ? " · own costs (self)" : " · each row includes everything inside it");
     paint();
   };
