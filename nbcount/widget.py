@@ -58,7 +58,7 @@ def widget_model(report: Report, options: ViewOptions, key: str = "") -> dict[st
     """Everything the front end draws before any request: summary, rows, eager tabs, the focus derivation."""
     focus = focus_row(report, options)
     derivations = {}
-    if options.derive is not None or (focus is not None and len(report.rows) <= 2000):
+    if options.derive is not None or focus is not None:  # one row's derivation: kept in saved notebooks
         derivations[str(-1 if focus is None else focus)] = derivation_payload(report, focus)
     return {
         "format": FORMAT, "key": key, "summary": summary_model(report, options.units), "rows": rows_model(report),
