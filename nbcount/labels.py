@@ -44,10 +44,21 @@ def parse_layer(text: str) -> tuple[str, int]:
     return ("" if layer == ROOT else layer), int(call)
 
 
+_NUMBERED = re.compile(r"^(?P<stem>.*?)(?P<number>\d+)$")
+
+
 def repeat_pattern(path: str, repeated: frozenset[str]) -> str:
-    """The path with every index that belongs to a repeated block replaced by ``*`` (``h.3.mlp`` → ``h.*.mlp``)."""
-    parts = path.split(".")
-    for k in range(len(parts)):
-        if parts[k].isdigit() and ".".join(parts[:k]) in repeated:
-            parts[k] = "*"
-    return ".".join(parts)
+    """The path with each number of a repeated block replaced by ``*`` (``h.3.mlp`` → ``h.*.mlp``).
+
+    `repeated` holds block paths without their number (``h.``, ``encoder.layers.encoder_layer_``;
+    nbcount.subtotals.repeated_parents).
+    """
+    parts = path.split(".") if path else []
+    out = []
+    for k, part in enumerate(parts):
+        numbered = _NUMBERED.match(part)
+        prefix = ".".join(parts[:k]) + ("." if k else "")
+        if numbered and prefix + numbered.group("stem") in repeated:
+            part = numbered.group("stem") + "*"
+        out.append(part)
+    return ".".join(out)

@@ -7,8 +7,9 @@ tree, found through ``LayerCall.parent``), so the root's inclusive figures are t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nbcount.report import Report
@@ -56,50 +57,67 @@ def children(report: Report) -> list[list[int]]:
     return kids
 
 
-def _run_key(report: Report, index: int) -> tuple[str, str, int] | None:
-    """(parent path, type, call) when the row's path ends in a number under its parent's path, else None."""
-    call = report.rows[index].call
-    head, _, last = call.path.rpartition(".")
-    return (head, call.module_type, call.call_index) if last.isdigit() else None
+_NUMBERED = re.compile(r"^(?P<stem>.*?)(?P<number>\d+)$")
 
 
-def _continues(report: Report, previous: int, index: int) -> bool:
-    """Whether row `index` continues a run ending at row `previous` (same parent path and type, next number)."""
-    key = _run_key(report, index)
-    if key is None or key != _run_key(report, previous):
-        return False
-    number = int(report.rows[index].layer.rpartition(".")[2])
-    return number == int(report.rows[previous].layer.rpartition(".")[2]) + 1
+def _run_keys(report: Report) -> list[tuple[Any, ...] | None]:
+    """Per row whose name ends in a number (``h.3``, ``encoder_layer_3``): the block's signature and number.
+
+    Two siblings are the same block when everything but the number agrees: parent path and name stem,
+    type and call, as many parameters (itself and everything inside it), and the same output shapes.
+    """
+    params = [row.params for row in report.rows]
+    for k in range(len(report.rows) - 1, -1, -1):
+        parent = report.rows[k].call.parent
+        if parent is not None:
+            params[parent] += params[k]
+    keys: list[tuple[Any, ...] | None] = []
+    for k, row in enumerate(report.rows):
+        head, _, last = row.call.path.rpartition(".")
+        numbered = _NUMBERED.match(last)
+        shapes = tuple(t.shape for t in row.call.out_tensors)
+        keys.append((head, numbered.group("stem"), row.call.module_type, row.call.call_index, params[k], shapes,
+                     int(numbered.group("number"))) if numbered else None)
+    return keys
 
 
 def repeated_runs(report: Report, kids: list[list[int]] | None = None) -> dict[int, list[int]]:
     """Runs of repeated blocks: consecutive sibling calls ``h.0, h.1, …`` of one type, keyed by their first row.
 
-    Siblings form a run when their paths differ only in a trailing index (consecutive numbers) and their
-    module type is the same, as the twelve ``GPT2Block`` of ``h`` or the ``Bottleneck`` blocks of ``layer1``.
+    Siblings form a run when their paths differ only in a trailing index (consecutive numbers) and they are
+    the same block (type, parameters, output shapes), as the twelve ``GPT2Block`` of ``h``.
     """
     kids = children(report) if kids is None else kids
+    keys = _run_keys(report)
     runs: dict[int, list[int]] = {}
     for siblings in kids:
         current: list[int] = []
         for k in siblings:
-            if current and _continues(report, current[-1], k):
+            key, last = keys[k], keys[current[-1]] if current else None
+            if key is not None and last is not None and key[:-1] == last[:-1] and key[-1] == last[-1] + 1:
                 current.append(k)
                 continue
             if len(current) > 1:
                 runs[current[0]] = current
-            current = [k] if _run_key(report, k) is not None else []
+            current = [k] if key is not None else []
         if len(current) > 1:
             runs[current[0]] = current
     return runs
 
 
 def run_label(report: Report, run: list[int]) -> str:
-    """``h.0–h.11 ×12``: the first and last path of a run of repeated blocks and how many there are."""
+    """``h.0–h.11 ×12`` (``encoder.layer_0–11 ×12`` for named blocks): the run's span and its length."""
     first, last = report.rows[run[0]].layer, report.rows[run[-1]].layer
-    return f"{first}–{last} ×{len(run)}"
+    numbered = _NUMBERED.match(last.rpartition(".")[2])
+    end = last if numbered is None or not numbered.group("stem") else numbered.group("number")
+    return f"{first}–{end} ×{len(run)}"
 
 
 def repeated_parents(report: Report) -> frozenset[str]:
-    """Paths whose numbered children form a run of repeated blocks (``h`` in GPT-2, ``layers`` in an MLP)."""
-    return frozenset(report.rows[run[0]].layer.rpartition(".")[0] for run in repeated_runs(report).values())
+    """The path of each run's blocks without their number (``h.`` in GPT-2, ``encoder.layers.encoder_layer_``)."""
+    found = set()
+    for run in repeated_runs(report).values():
+        path = report.rows[run[0]].layer
+        numbered = _NUMBERED.match(path.rpartition(".")[2])
+        found.add(path[: len(path) - len(numbered.group("number"))] if numbered else path)
+    return frozenset(found)

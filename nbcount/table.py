@@ -138,10 +138,9 @@ def _group_value(report: Report, frame: Any, key: str, run: list[int]) -> Any:
     return frame[key][run[0]]
 
 
-def _visible(report: Report, depth: int | None, group: bool) -> list[int | list[int]]:
-    """Rows in tree order up to `depth`; with `group`, each run of repeated blocks as one list, not descended."""
-    kids = children(report)
-    runs = repeated_runs(report, kids) if group else {}
+def _visible(report: Report, depth: int | None, kids: list[list[int]],
+             runs: dict[int, list[int]]) -> list[int | list[int]]:
+    """Rows in tree order up to `depth`; each run of repeated blocks in `runs` as one list, not descended."""
     inside = {k for run in runs.values() for k in run[1:]}
     out: list[int | list[int]] = []
     stack = [k for k, row in enumerate(report.rows) if row.call.parent is None][::-1]
@@ -169,10 +168,12 @@ def layer_table(report: Report, depth: int | None = None, columns: Sequence[str]
     wanted = check_columns(report, columns)
     spec = layer_columns(report)
     frame = _columns_of(report, wanted)
+    kids = children(report)
+    folded = repeated_runs(report, kids)
     if max_rows is not None and depth is None and len(report.rows) > max_rows:
         group = True
-        depth = _fitting_depth(report, max_rows)
-    shown = _visible(report, depth, group)
+        depth = _fitting_depth(report, max_rows, kids, folded)
+    shown = _visible(report, depth, kids, folded if group else {})
     rows, depths = [], []
     for item in shown:
         if isinstance(item, list):
@@ -190,11 +191,11 @@ def layer_table(report: Report, depth: int | None = None, columns: Sequence[str]
     return Table(tuple(spec[k] for k in wanted), tuple(rows), tuple(depths), note, "nbcount-table", footer)
 
 
-def _fitting_depth(report: Report, max_rows: int) -> int:
+def _fitting_depth(report: Report, max_rows: int, kids: list[list[int]], runs: dict[int, list[int]]) -> int:
     deepest = max((r.call.depth for r in report.rows), default=0)
     best = 0
     for depth in range(deepest + 1):
-        if len(_visible(report, depth, True)) > max_rows:
+        if len(_visible(report, depth, kids, runs)) > max_rows:
             break
         best = depth
     return best

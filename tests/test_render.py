@@ -49,7 +49,9 @@ def test_labels_round_trip(path: str, call: int, kind: str, label: str) -> None:
 
 
 def test_repeat_pattern() -> None:
-    assert labels.repeat_pattern("h.3.mlp.c_fc", frozenset({"h"})) == "h.*.mlp.c_fc"
+    assert labels.repeat_pattern("h.3.mlp.c_fc", frozenset({"h."})) == "h.*.mlp.c_fc"
+    assert labels.repeat_pattern("enc.layer_3.mlp", frozenset({"enc.layer_"})) == "enc.layer_*.mlp"
+    assert labels.repeat_pattern("3.conv", frozenset({""})) == "*.conv"
     assert labels.repeat_pattern("features.3", frozenset()) == "features.3"
 
 

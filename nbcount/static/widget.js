@@ -134,13 +134,8 @@ class Rows {
       run[0] === -1 ? run.slice(1) : Array.from({ length: run[1] }, (_, i) => run[0] + i * run[2]));
     this.runOf = new Map();
     this.runs.forEach((run, i) => run.forEach((k) => this.runOf.set(k, i)));
-    this.repeated = new Set(this.runs.map((run) => this.parentPathOf(this.path[run[0]])));
+    this.repeated = new Set(this.runs.map((run) => this.path[run[0]].replace(/\d+$/, "")));
     this.total = summary.totals;
-  }
-
-  parentPathOf(path) {
-    const i = path.lastIndexOf(".");
-    return i < 0 ? "" : path.slice(0, i);
   }
 
   typeName(k) { return this.types[this.type[k]]; }
@@ -153,19 +148,25 @@ class Rows {
   }
 
   runLabel(i) {
+    // h.0–h.11 ×12, as nbcount.subtotals.run_label; named blocks: encoder.layer_0–11 ×12
     const run = this.runs[i];
-    return this.path[run[0]] + "–" + this.path[run[run.length - 1]] + " ×" + run.length;
+    const last = this.path[run[run.length - 1]];
+    const name = last.slice(last.lastIndexOf(".") + 1);
+    const end = /^\d+$/.test(name) ? last : name.match(/\d+$/)[0];
+    return this.path[run[0]] + "–" + end + " ×" + run.length;
   }
 
   runValue(i, table, key) { return this.runs[i].reduce((sum, k) => sum + table[key][k], 0); }
 
   pattern(k) {
-    // h.3.mlp.c_fc -> h.*.mlp.c_fc when h's numbered children are repeated blocks
-    const parts = this.path[k].split(".");
-    for (let i = 0; i < parts.length; i++) {
-      if (/^\d+$/.test(parts[i]) && this.repeated.has(parts.slice(0, i).join("."))) parts[i] = "*";
-    }
-    return parts.join(".");
+    // h.3.mlp.c_fc -> h.*.mlp.c_fc when h.0, h.1, ... are repeated blocks (nbcount.labels.repeat_pattern)
+    const parts = this.path[k] ? this.path[k].split(".") : [];
+    const out = parts.map((part, i) => {
+      const stem = part.replace(/\d+$/, "");
+      const prefix = parts.slice(0, i).join(".") + (i ? "." : "");
+      return stem !== part && this.repeated.has(prefix + stem) ? stem + "*" : part;
+    });
+    return out.join(".");
   }
 
   ancestors(k) {
