@@ -170,6 +170,8 @@ def write_markdown(results: dict[str, Any]) -> str:
     lines += ["# nbcount benchmark results", "",
               f"Written by `{command}` on {env['date']} ({results['mode']} mode). Generated: re-run the script rather "
               "than editing this file. Raw numbers, CPU seconds included: `RESULTS.json` beside it.", ""]
+    lines += [f"- Partly re-measured: {note}" for note in results.get("updates", [])]
+    lines += [""] if results.get("updates") else []
     for section in (_headline, _targets_section, _machine, _times, _ratios, _parts, _big, _view, _values, _profiles,
                     _method):
         lines += section(results)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nbcount import escape, formats
+from nbcount.subtotals import Figures, figures
 from nbcount.table import Table, layer_table
 
 if TYPE_CHECKING:
@@ -53,18 +54,26 @@ def megabytes(n_bytes: float) -> str:
 
 
 # summary ---------------------------------------------------------------------------------------
-def summary_items(report: Report, units: str = "both") -> list[tuple[str, str]]:
+def totals(report: Report, sums: Figures | None = None) -> dict[str, int]:
+    """The headline numbers once: unique, used and trainable parameters, MACs and FLOPs (this convention)."""
+    sums = figures(report) if sums is None else sums
+    return {"params": report.total_params, "used": sum(sums.params), "trainable": report.trainable_params,
+            "macs": sum(sums.macs), "flops": sum(sums.flops)}
+
+
+def summary_items(report: Report, units: str = "both", sums: Figures | None = None) -> list[tuple[str, str]]:
     """(label, value) lines of the totals, each with its unit and the convention named."""
     conv = report.convention
     mem = report.memory
+    total = totals(report, sums)
     status = "complete" if report.status == "complete" else "lower bound (some ops were not counted)"
     return [
         ("model", report.rows[0].call.module_type if report.rows else "?"),
-        ("parameters (unique)", human(report.total_params, units)),
-        ("used by the forward pass", human(report.used_params, units)),
-        ("trainable", human(report.trainable_params, units)),
-        ("MACs", human(report.total_macs, units)),
-        (f"{conv.unit} under the {conv.name!r} convention", human(report.total_flops, units)),
+        ("parameters (unique)", human(total["params"], units)),
+        ("used by the forward pass", human(total["used"], units)),
+        ("trainable", human(total["trainable"], units)),
+        ("MACs", human(total["macs"], units)),
+        (f"{conv.unit} under the {conv.name!r} convention", human(total["flops"], units)),
         ("status", status),
         ("parameter memory", megabytes(mem.get("param_bytes", 0))),
         ("peak activation memory (inference)", megabytes(mem.get("peak_activation_bytes", 0))),

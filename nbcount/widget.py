@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbcount import tabs
+from nbcount.subtotals import figures
 from nbcount.tabs import ViewOptions
 from nbcount.widget_data import FORMAT, derivation_payload, rows_model, summary_model
 
@@ -33,7 +35,7 @@ def asset(name: str) -> str:
     return "\n".join(line for line in lines if line and not line.startswith(("//", "/*", "*")))
 
 
-def focus_row(report: Report, options: ViewOptions) -> int | None:
+def focus_row(report: Report, options: ViewOptions, flops: Sequence[int] | None = None) -> int | None:
     """The row the Derivation tab opens on: the one asked for, else the most expensive leaf (None: the totals)."""
     if options.derive is not None:
         layer, call = options.derive
@@ -42,9 +44,9 @@ def focus_row(report: Report, options: ViewOptions) -> int | None:
         return report.rows.index(report.row(layer, call))
     if not report.rows:
         return None
-    value = report.convention.row_value
+    own = list(flops) if flops is not None else [report.convention.row_value(r) for r in report.rows]
     leaves = [k for k, r in enumerate(report.rows) if r.call.is_leaf] or list(range(len(report.rows)))
-    return max(leaves, key=lambda k: (value(report.rows[k]), report.rows[k].params))
+    return max(leaves, key=lambda k: (own[k], report.rows[k].params))
 
 
 def first_tab(options: ViewOptions) -> str:
@@ -56,12 +58,14 @@ def first_tab(options: ViewOptions) -> str:
 
 def widget_model(report: Report, options: ViewOptions, key: str = "") -> dict[str, Any]:
     """Everything the front end draws before any request: summary, rows, eager tabs, the focus derivation."""
-    focus = focus_row(report, options)
+    sums = figures(report)
+    focus = focus_row(report, options, sums.flops)
     derivations = {}
     if options.derive is not None or focus is not None:  # one row's derivation: kept in saved notebooks
         derivations[str(-1 if focus is None else focus)] = derivation_payload(report, focus)
     return {
-        "format": FORMAT, "key": key, "summary": summary_model(report, options.units), "rows": rows_model(report),
+        "format": FORMAT, "key": key, "summary": summary_model(report, options.units, sums),
+        "rows": rows_model(report, sums),
         "tabs": [{"title": t.title, "lazy": t.lazy, "payload": None if t.lazy else tabs.build(report, options, t)}
                  for t in tabs.tabs()],
         "open": first_tab(options), "depth": options.depth, "focus": -1 if focus is None else focus,

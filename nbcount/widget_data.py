@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nbcount import export, labels
-from nbcount.subtotals import children, figures, repeated_runs
+from nbcount.subtotals import Figures, children, figures, repeated_runs
 
 if TYPE_CHECKING:
     from nbcount.report import Report
@@ -49,10 +49,10 @@ def _relative(path: str, parent_path: str | None) -> str:
     return path
 
 
-def rows_model(report: Report) -> dict[str, Any]:
+def rows_model(report: Report, sums: Figures | None = None) -> dict[str, Any]:
     """Columns of the per-row data: path, parent, call index, type, output shape, self and inclusive figures."""
     rows = report.rows
-    sums = figures(report)
+    sums = figures(report) if sums is None else sums
     kids = children(report)
     paths = [r.layer for r in rows]
     parent = [r.call.parent for r in rows]
@@ -82,14 +82,15 @@ def runs_model(report: Report, kids: list[list[int]]) -> list[list[int]]:
     return out
 
 
-def summary_model(report: Report, units: str) -> dict[str, Any]:
+def summary_model(report: Report, units: str, sums: Figures | None = None) -> dict[str, Any]:
     """The totals (exact and short), the convention, the status and the findings."""
     conv = report.convention
+    sums = figures(report) if sums is None else sums
+    total = export.totals(report, sums)
     return {
         "model": report.rows[0].call.module_type if report.rows else "?",
-        "items": [[k, v] for k, v in export.summary_items(report, units)],
-        "totals": {"params": ints([report.total_params])[0], "used": ints([report.used_params])[0],
-                   "macs": ints([report.total_macs])[0], "flops": ints([report.total_flops])[0]},
+        "items": [[k, v] for k, v in export.summary_items(report, units, sums)],
+        "totals": {key: ints([total[key]])[0] for key in ("params", "used", "macs", "flops")},
         "convention": {"name": conv.name, "unit": conv.unit, "description": conv.description},
         "status": report.status,
         "findings": [[export.KIND_TITLES.get(d.kind, d.kind.replace("_", " ")), d.message, list(d.layers)]
