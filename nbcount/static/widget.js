@@ -58,6 +58,11 @@ function short(v) {
   return exact(Math.round(x));
 }
 
+function tick(v) {
+  // axis labels: 1 G, 2.5 G, 500 M (no trailing zeros)
+  return short(v).replace(/\.0+ /, " ").replace(/(\.\d*?)0+ /, "$1 ");
+}
+
 function bytes(v) {
   const x = num(v);
   const units = [[2 ** 40, "TiB"], [2 ** 30, "GiB"], [2 ** 20, "MiB"], [2 ** 10, "KiB"]];
@@ -387,14 +392,14 @@ DRAWERS.summary = (view) => {
 
 // ---- Layers: a virtualised tree table
 const LAYER_COLUMNS = [
-  { key: "layer", title: "layer", width: "minmax(200px, 2.4fr)" },
-  { key: "type", title: "type", width: "minmax(90px, 1fr)" },
-  { key: "shape", title: "output shape", width: "minmax(96px, 1fr)", nosort: true },
-  { key: "params", title: "params", width: "minmax(88px, .9fr)", num: true },
-  { key: "macs", title: "MACs", width: "minmax(80px, .9fr)", num: true },
-  { key: "flops", title: "FLOPS", width: "minmax(92px, .9fr)", num: true },
-  { key: "share", title: "share", width: "minmax(70px, .7fr)", num: true },
-  { key: "out", title: "output", width: "minmax(72px, .7fr)", num: true },
+  { key: "layer", title: "layer", width: "minmax(170px, 2.4fr)" },
+  { key: "type", title: "type", width: "minmax(80px, 1fr)" },
+  { key: "shape", title: "output shape", width: "minmax(88px, 1fr)", nosort: true },
+  { key: "params", title: "params", width: "minmax(66px, .9fr)", num: true },
+  { key: "macs", title: "MACs", width: "minmax(66px, .9fr)", num: true },
+  { key: "flops", title: "FLOPS", width: "minmax(70px, .9fr)", num: true },
+  { key: "share", title: "share", width: "minmax(64px, .7fr)", num: true },
+  { key: "out", title: "output", width: "minmax(64px, .7fr)", num: true, help: "bytes of the output tensors" },
 ];
 
 DRAWERS.layers = (view) => {
@@ -524,7 +529,7 @@ DRAWERS.layers = (view) => {
     check("group repeats", "group", "fold repeated blocks (h.0–h.11) into one row"),
     check("own costs only", "self", "show each row's own ops instead of its subtotal"),
     h("span", { class: "nb-spacer" }), copy("Copy Markdown", "Markdown"), copy("Copy CSV", "CSV"));
-  const grid = h("div", { class: "nb-grid nb-layers" }, header, scroll, foot);
+  const grid = h("div", { class: "nb-grid nb-layers" }, h("div", { class: "nb-grid-inner" }, header, scroll, foot));
   const wrap = h("div", {}, tools, grid, h("div", { style: "margin-top:4px" }, count,
     h("span", { class: "nb-note", text: " · click a row for its derivation, ▸ to expand" })));
   refresh();
@@ -638,8 +643,7 @@ DRAWERS.derivation = (view) => {
   };
   const sections = payload.sections.map((section) => h("div", {},
     h("h4", { text: section.title }), h("div", { class: "nb-steps" }, section.steps.flatMap(line))));
-  return h("div", { class: "nb-deriv" }, tools,
-    h("div", { class: "nb-scroll-box" }, h("p", { class: "nb-note", text: payload.subject }), sections));
+  return h("div", { class: "nb-deriv" }, tools, h("div", { class: "nb-scroll-box" }, sections));
 };
 
 // ---- Charts: horizontal bars in SVG, drawn at the width of the output
@@ -728,7 +732,7 @@ DRAWERS.charts = (view, payload) => {
       if (st.log && (Math.log10(t) < lo || Math.log10(t) > hi)) continue;
       const tx = x(t);
       axis.append(svg("line", { x1: tx, x2: tx, y1: top - 4, y2: height - 28 }));
-      axis.append(svg("text", { x: tx, y: height - 12, "text-anchor": "middle", text: short(t) }));
+      axis.append(svg("text", { x: tx, y: height - 12, "text-anchor": "middle", text: tick(t) }));
     }
     node.append(axis);
     const total = st.metric === "out" ? bars.reduce((s, b) => s + b.value, 0)
@@ -811,18 +815,19 @@ DRAWERS.conventions = (view, payload) => {
     }
     why.replaceChildren(...parts);
   };
-  const head = h("tr", {}, h("th", { text: "layer" }), h("th", { text: "type" }),
+  const head = h("tr", {}, h("th", { text: "layer" }),
     cols.map((c) => h("th", { class: "nb-num", title: c.description + "\nMirrors: " + c.source },
       c.name, h("span", { class: "nb-unit", text: c.unit }))));
   const body = payload.rows.map((row) => {
-    const tr = h("tr", { class: "nb-click" }, h("td", { text: row.label }), h("td", { class: "nb-type", text: row.type }),
+    const tr = h("tr", { class: "nb-click", title: row.type + " — click for why the tools disagree" },
+      h("td", { text: row.label }),
       row.values.map((v, j) => h("td", { class: "nb-num" + (isDiff(row, j) ? " nb-diff" : ""),
         title: exact(v) + " " + cols[j].unit + " (" + cols[j].name + ")", text: short(v) })));
     tr.addEventListener("click", () => explain(row, tr));
     return tr;
   });
   const totalRow = { values: payload.total, ref: payload.ref_total };
-  const foot = h("tfoot", {}, h("tr", {}, h("td", { text: "total" }), h("td", {}),
+  const foot = h("tfoot", {}, h("tr", {}, h("td", { text: "total" }),
     payload.total.map((v, j) => h("td", { class: "nb-num" + (isDiff(totalRow, j) ? " nb-diff" : ""),
       title: exact(v) + " " + cols[j].unit, text: short(v) }))));
   const table = h("table", { class: "nb-table nb-conv" }, h("thead", {}, head), h("tbody", {}, body), foot);
