@@ -24,14 +24,10 @@ TAB_TITLES = tuple(t.title for t in tabs.tabs())
 
 
 def require_widgets() -> Any:
-    """Import ipywidgets, or say how to get it."""
-    try:
-        import ipywidgets
-    except ImportError as error:  # pragma: no cover - exercised only without ipywidgets
-        raise ImportError("nbcount's interactive view needs ipywidgets>=8: `pip install ipywidgets`. Without it, "
-                          "display the Report itself for a static table, or use report.to_markdown() / "
-                          "report.table.") from error
-    return ipywidgets
+    """Import ipywidgets (for reveal()), or say how to get it."""
+    from nbcount.widget import require
+
+    return require("ipywidgets", "ipywidgets>=8")
 
 
 # static pieces, each a pure function of the Report -----------------------------------------------------

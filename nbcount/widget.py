@@ -73,21 +73,22 @@ def widget_model(report: Report, options: ViewOptions, key: str = "") -> dict[st
     }
 
 
-def require_anywidget() -> Any:
-    """Import anywidget, or say how to get it."""
+def require(module: str, package: str | None = None) -> Any:
+    """Import a front-end package (anywidget, ipywidgets), or say how to get it and what works without it."""
+    import importlib
+
     try:
-        import anywidget
-    except ImportError as error:  # pragma: no cover - exercised only without anywidget
-        raise ImportError("nbcount's interactive view needs anywidget (`pip install anywidget`). Without it, "
-                          "display the Report itself for a static table, or use report.to_markdown() / "
+        return importlib.import_module(module)
+    except ImportError as error:  # pragma: no cover - exercised only without the package
+        raise ImportError(f"nbcount's interactive view needs {module} (`pip install {package or module}`). Without "
+                          "it, display the Report itself for a static table, or use report.to_markdown() / "
                           "report.table.") from error
-    return anywidget
 
 
 @lru_cache(maxsize=1)
 def widget_class() -> type:
     """The anywidget class (made on first use, so importing nbcount never imports the widget stack)."""
-    anywidget = require_anywidget()
+    anywidget = require("anywidget")
     import traitlets
 
     class ReportWidget(anywidget.AnyWidget):  # type: ignore[misc, name-defined]

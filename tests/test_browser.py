@@ -277,7 +277,8 @@ def _chart_text_px(widget: Any) -> float:
     return float(widget.evaluate("""w => {
         const svg = w.querySelector('.nb-chart svg');
         const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
-        return Math.min(...[...svg.querySelectorAll('text')].map(t => parseFloat(getComputedStyle(t).fontSize) * scale));
+        const sizes = [...svg.querySelectorAll('text')].map(t => parseFloat(getComputedStyle(t).fontSize));
+        return Math.min(...sizes) * scale;
     }"""))
 
 
