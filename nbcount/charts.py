@@ -171,8 +171,8 @@ def figure(report: Report, metrics: tuple[str, ...] = METRICS, top: int = 10, lo
     for k, bars in enumerate(charts):
         longest = max((min(len(lab), 34) for lab in bars.labels), default=4)
         left_in = min(0.45 * panel, 0.2 + 0.075 * longest)
-        box = [(k * panel + left_in) / width, bottom_in / height, (panel - left_in - right_in) / width,
-               (height - top_in - bottom_in) / height]
+        box = ((k * panel + left_in) / width, bottom_in / height, (panel - left_in - right_in) / width,
+               (height - top_in - bottom_in) / height)
         _draw(fig.add_axes(box), bars, log)
     return fig
 
