@@ -1,4 +1,4 @@
-"""The interactive view: an anywidget whose front end (``static/widget.js``, shipped in the package) draws
+"""The interactive view: an anywidget whose front end (``static/widget/``, shipped in the package) draws
 the Report's compact model, and answers the front end's requests for derivations and lazy tabs.
 
 Displaying it publishes two outputs: the static fallback (escaped totals, the layer table, a chart
@@ -23,14 +23,17 @@ from nbcount.widget_data import FORMAT, derivation_payload, rows_model, summary_
 if TYPE_CHECKING:
     from nbcount.report import Report
 
-STATIC = Path(__file__).resolve().parent / "static"
+STATIC = Path(__file__).resolve().parent / "static" / "widget"
 VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 @cache
 def asset(name: str) -> str:
-    """A front-end file of the package, with comment lines and indentation dropped (it is saved per widget)."""
-    text = (STATIC / name).read_text(encoding="utf-8")
+    """The front end's JavaScript ('widget.js': the parts in static/widget/*.js joined in name order into one ES
+    module) or CSS ('widget.css'), with comment lines and indentation dropped: it is saved with each widget."""
+    suffix = Path(name).suffix
+    parts = sorted(STATIC.glob(f"*{suffix}"))
+    text = "\n".join(part.read_text(encoding="utf-8") for part in parts)
     lines = (line.strip() for line in text.splitlines())
     return "\n".join(line for line in lines if line and not line.startswith(("//", "/*", "*")))
 
