@@ -240,7 +240,7 @@ class NetCountMagics(Magics):
               help="Show the worked derivation of LAYER (LAYER#CALL for a repeated call; no value: the totals).")
     @argument("--depth", type=int, help="Levels of the layer tree shown expanded (collapsed rows keep their "
                                         "subtotals).")
-    @argument("--columns", help="Comma-separated table columns to show.")
+    @argument("--columns", help="Comma-separated columns of the static table and text (report.table names).")
     @argument("--device", help="Count on this device; 'meta' builds/counts the model without memory.")
     @argument("--compare", nargs="?", const="all", metavar="CONVENTIONS",
               help="Conventions for the Conventions tab (comma-separated; no value: all).")

@@ -77,9 +77,11 @@ DRAWERS.derivation = (view) => {
     if (substituted && substituted !== formula) rhs.append(mathNodes(substituted), h("span", { class: "nb-eq", text: " = " }));
     rhs.append(h("b", { class: "nb-val", text: value }));
     if (note) rhs.append(h("div", { class: "nb-stepnote", text: note }));
-    return [h("div", { class: "nb-steplabel", text: label + " =" }), rhs];
+    const name = /^[A-Za-z]+_[A-Za-z0-9_]+$/.test(label) ? mathNodes(label) : label; // N_out as N with "out" below
+    return [h("div", { class: "nb-steplabel" }, name, " ="), rhs];
   };
-  const sections = payload.sections.map((section) => h("div", {},
-    h("h4", { text: section.title }), h("div", { class: "nb-steps" }, section.steps.flatMap(line))));
-  return h("div", { class: "nb-deriv" }, tools, h("div", { class: "nb-scroll-box" }, sections));
+  // one grid for every section, so the labels of all sections share one column
+  const steps = h("div", { class: "nb-steps" }, payload.sections.map((section) =>
+    [h("h4", { class: "nb-section", text: section.title }), ...section.steps.flatMap(line)]));
+  return h("div", { class: "nb-deriv" }, tools, h("div", { class: "nb-scroll-box" }, steps));
 };
