@@ -636,11 +636,10 @@ def test_frozen_layers_trainable_vs_not() -> None:
     assert report.trainable_params == sum(p.numel() for p in model.parameters() if p.requires_grad) == 18
 
 
-def test_lazy_module_refused_and_left_lazy() -> None:
-    """A model with uninitialized (lazy) parameters is refused with what to do; it stays lazy."""
+def test_lazy_module_counted_and_left_lazy() -> None:
+    """A model with uninitialized (lazy) parameters is counted as its first forward will make it; it stays lazy."""
     model = nn.Sequential(nn.LazyLinear(5), nn.ReLU(), nn.LazyLinear(2))
-    with pytest.raises(TypeError, match=r"lazy.*0\.weight.*forward pass on an example input first"):
-        count(model, (3, 7))
+    assert count(model, (3, 7)).total_params == (7 * 5 + 5) + (5 * 2 + 2)
     assert isinstance(model[0], nn.LazyLinear)
     assert all(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters())
     model(torch.randn(3, 7))
