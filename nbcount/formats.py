@@ -27,7 +27,7 @@ def to_text(table: Table, indent: str = "  ") -> str:
     if label is not None and table.depth:
         for cells, depth in zip(body, table.depth):
             cells[label] = indent * depth + cells[label]
-    head = [c.header for c in table.columns]
+    head = [c.title for c in table.columns]
     footer = table.footer_text()
     everything = [head, *body, *([footer] if footer else [])]
     widths = [max(len(r[i]) for r in everything) for i in range(len(head))]
@@ -52,7 +52,7 @@ def _html_cell(tag: str, text: str, numeric: bool, style: str = "") -> str:
 def to_html(table: Table) -> str:
     """An escaped HTML ``<table>`` (no scripts, no styles beyond inline alignment), math typesetting off."""
     label = _label_index(table)
-    head = "".join(_html_cell("th", c.header, c.numeric) for c in table.columns)
+    head = "".join(_html_cell("th", c.title, c.numeric) for c in table.columns)
     body = []
     for k, cells in enumerate(table.text_rows()):
         tds = []
@@ -73,7 +73,7 @@ def to_html(table: Table) -> str:
 
 def to_markdown(table: Table) -> str:
     """A Markdown pipe table (every cell escaped), the totals row in bold, the note under it."""
-    lines = ["| " + " | ".join(escape.markdown(c.header) for c in table.columns) + " |",
+    lines = ["| " + " | ".join(escape.markdown(c.title) for c in table.columns) + " |",
              "|" + "|".join("---:" if c.numeric else "---" for c in table.columns) + "|"]
     lines += ["| " + " | ".join(escape.markdown(v) for v in cells) + " |" for cells in table.text_rows()]
     footer = table.footer_text()
@@ -89,7 +89,7 @@ def to_latex(table: Table, comment: str = "") -> str:
     spec = "".join("r" if c.numeric else "l" for c in table.columns)
     lines = [f"% {escape.latex(comment)}"] if comment else []
     lines += [f"\\begin{{tabular}}{{{spec}}}", "\\hline",
-              " & ".join(escape.latex(c.header) for c in table.columns) + r" \\", "\\hline"]
+              " & ".join(escape.latex(c.title) for c in table.columns) + r" \\", "\\hline"]
     lines += [" & ".join(escape.latex(v) for v in cells) + r" \\" for cells in table.text_rows()]
     footer = table.footer_text()
     if footer:
@@ -100,7 +100,7 @@ def to_latex(table: Table, comment: str = "") -> str:
 
 def to_csv(table: Table) -> str:
     """The table's text cells as CSV (RFC 4180 quoting), header first."""
-    rows = [[c.header for c in table.columns], *table.text_rows()]
+    rows = [[c.title for c in table.columns], *table.text_rows()]
     return "\n".join(",".join(escape.csv_cell(v) for v in row) for row in rows) + "\n"
 
 
@@ -108,10 +108,10 @@ def to_styler(table: Table, bars: bool = True) -> Styler:
     """A pandas Styler: escaped cells, labels indented by depth, counts right-aligned, inline bars on counts."""
     import pandas as pd
 
-    columns = [c.header for c in table.columns]
+    columns = [c.title for c in table.columns]
     shown = pd.DataFrame(table.text_rows(), columns=columns)
     label = _label_index(table)
-    counts = [c.header for c in table.columns if c.numeric]
+    counts = [c.title for c in table.columns if c.numeric]
     styler = shown.style.hide(axis="index").format(escape="html").format_index(escape="html", axis=1)
 
     def indent(data: Any) -> Any:

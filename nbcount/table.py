@@ -24,7 +24,8 @@ KINDS = ("text", "count", "shape", "flag", "label")
 
 @dataclass(frozen=True)
 class Column:
-    """One column: its key in ``report.table``, the header title, its unit and how values are formatted."""
+    """One column: its key in ``report.table``, its header title (naming the unit: ``MACs``, ``FLOPs (nbcount)``),
+    the unit alone, and how values are formatted (``kind``, one of KINDS)."""
 
     key: str
     title: str
@@ -36,11 +37,6 @@ class Column:
     def numeric(self) -> bool:
         """Right-aligned counts."""
         return self.kind == "count"
-
-    @property
-    def header(self) -> str:
-        """The header as shown: the title with its unit, ``params (incl.)``, ``FLOPs (nbcount, incl.)``."""
-        return self.title
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def tabs() -> list[Tab]:
 
 def table_payload(table: Table) -> dict[str, Any]:
     """A generic table tab: header titles, numeric flags, text cells, label depths, totals row and note."""
-    return {"kind": "table", "columns": [{"title": c.header, "numeric": c.numeric, "help": c.help}
+    return {"kind": "table", "columns": [{"title": c.title, "numeric": c.numeric, "help": c.help}
                                          for c in table.columns],
             "rows": table.text_rows(), "depth": list(table.depth), "footer": table.footer_text(), "note": table.note}
 
