@@ -100,7 +100,12 @@ def layer_columns(report: Report) -> dict[str, Column]:
         Column("rf", "receptive field"), Column("jump", "jump"), Column("start", "start"),
         Column("uncounted", "uncounted ops"),
     ]
-    return {c.key: c for c in specs}
+    known = {c.key: c for c in specs}
+    for key in report.table.columns:  # a column added to report.table later still shows, titled by its name
+        if key not in known:
+            kind = "count" if report.table[key].dtype.kind in "iu" else "text"
+            known[key] = Column(key, key.replace("_", " "), kind=kind)
+    return known
 
 
 #: shown by default: inclusive figures, so a row at any depth carries the cost of everything inside it
