@@ -16,13 +16,16 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("nbcount rules, report, memory", ("nbcount/rules/", "nbcount/count.py", "nbcount/report.py",
                                        "nbcount/memory.py", "nbcount/derive.py", "nbcount/types.py",
                                        "nbcount/frame.py", "nbcount/conventions.py", "nbcount/peers/")),
-    ("nbcount display (widget, charts)", ("nbcount/display.py", "nbcount/charts.py", "nbcount/export.py")),
+    ("nbcount display (widget, charts)", ("nbcount/display.py", "nbcount/charts.py", "nbcount/export.py",
+                                          "nbcount/widget", "nbcount/table.py", "nbcount/formats.py",
+                                          "nbcount/subtotals.py", "nbcount/tabs.py", "nbcount/labels.py",
+                                          "nbcount/escape.py", "nbcount/matrix.py")),
     ("model forward (its own Python)", ("nbcount/zoo/", "benchmarks/")),
     ("torch FakeTensorMode dispatch", ("torch/_subclasses/",)),
     ("torch decompositions / meta kernels", ("torch/_decomp/", "torch/_refs/", "torch/_prims", "torch/_meta_reg")),
     ("torch nn.Module call + dispatch machinery", ("torch/",)),
     ("pandas", ("pandas/",)),
-    ("matplotlib / ipywidgets", ("matplotlib/", "ipywidgets/", "traitlets/", "PIL/")),
+    ("matplotlib / ipywidgets", ("matplotlib/", "ipywidgets/", "anywidget/", "traitlets/", "PIL/")),
 )
 
 

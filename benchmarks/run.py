@@ -189,47 +189,54 @@ def run_case(case: Any, peer_runners: dict[str, Any], repeat: int, budget: float
     return {"title": case.title, "shape": list(case.shape), "tools": {k: v.as_dict() for k, v in timings.items()}}
 
 
+def _display(report: Any) -> None:
+    """Everything a notebook output of the report needs: the widget's model and the static fallback."""
+    from nbcount.widget import static_fallback, widget
+
+    view = widget(report)
+    static_fallback(report, view.options, view.key)
+
+
 def run_view(case: Any, repeat: int, profile: bool) -> dict[str, Any]:
-    """DataFrame (report.table) and widget (nbcount.display.widget) of a fresh report, timed apart."""
+    """DataFrame (report.table), widget (its JSON model) and static fallback (table + chart) of a fresh report."""
     from nbcount import count
 
     model, x = case.build().eval(), case.make_input()
-    frames: list[float] = []
-    widgets: list[float] = []
+    parts: dict[str, list[float]] = {"dataframe_s": [], "widget_s": [], "fallback_s": []}
     error: str | None = None
-    widget: Callable[[Any], Any] | None = None
     try:
-        from nbcount.display import widget as make_widget
-        widget = make_widget
+        from nbcount.widget import static_fallback, widget
     except ImportError as e:
-        error = f"nbcount.display.widget not available ({e})"
+        widget = static_fallback = None  # type: ignore[assignment]
+        error = f"nbcount.widget not available ({e})"
     for i in range(repeat + 1):
         report = count(model, inputs=x)
         gc.collect()
+        times: dict[str, float] = {}
         t = time.perf_counter()
         _ = report.table
-        t_frame = time.perf_counter() - t
-        t_widget = None
-        if widget is not None:
-            t = time.perf_counter()
+        times["dataframe_s"] = time.perf_counter() - t
+        if widget is not None and static_fallback is not None:
             try:
-                widget(report)
-            except Exception as e:  # the widget is another engineer's work in progress: report it
+                t = time.perf_counter()
+                view = widget(report)
+                times["widget_s"] = time.perf_counter() - t
+                t = time.perf_counter()
+                static_fallback(report, view.options, view.key)
+                times["fallback_s"] = time.perf_counter() - t
+            except Exception as e:  # report the failure instead of losing the other numbers
                 error, widget = _error_text(e), None
-            else:
-                t_widget = time.perf_counter() - t
-        if i:  # the first is the warm-up (imports of pandas, matplotlib, ipywidgets)
-            frames.append(t_frame)
-            if t_widget is not None:
-                widgets.append(t_widget)
-    total = [f + w for f, w in zip(frames, widgets)] if widgets else []
-    out = {"title": case.title, "rows": len(report.rows), "dataframe_s": _median(frames),
-           "widget_s": _median(widgets) if widgets else None, "total_s": _median(total) if total else None,
-           "error": error}
+        if i:  # the first is the warm-up (imports of pandas, matplotlib, anywidget)
+            for key, value in times.items():
+                parts[key].append(value)
+    total = [sum(v) for v in zip(*parts.values())] if parts["widget_s"] else []
+    out: dict[str, Any] = {"title": case.title, "rows": len(report.rows), "error": error,
+                           "total_s": _median(total) if total else None}
+    out.update({key: _median(values) if values else None for key, values in parts.items()})
     if profile and widget is not None:
         from profiling import profile as run_profile
 
-        out["profile"] = run_profile(functools.partial(widget, report), repeat=1 if repeat == 1 else 3)
+        out["profile"] = run_profile(functools.partial(_display, report), repeat=1 if repeat == 1 else 3)
     return out
 
 

@@ -4,53 +4,101 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 import torch
 
 import nbcount
-from nbcount import zoo
+from nbcount import formats, zoo
+from nbcount.conventions import conventions
+from nbcount.labels import parse_layer, row_label
+from nbcount.table import layer_table
+
+COLUMNS = ("layer", "type", "output_shape", "params_incl", "macs_incl", "flops_incl")
 
 
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m nbcount", description="Count a zoo model in the terminal.")
-    parser.add_argument("model", choices=sorted(zoo.ZOO), help="a model of nbcount.zoo")
+def _epilog() -> str:
+    lines = ["conventions (-c NAME; NAME:strict adds the tool's known defects):"]
+    for name, description in conventions().items():
+        lines.append(f"  {name:<10} " + textwrap.shorten(description, width=96, placeholder=" …"))
+    lines += ["", "examples:", "  python -m nbcount resnet50 --derive conv1",
+              "  python -m nbcount gpt2 -i 1,128 -c torch --depth 1",
+              "  python -m nbcount alexnet --derive features.0    (a repeated call: LAYER#1)"]
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nbcount", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="Count a zoo model in the terminal: totals, the layer tree with "
+                                                 "subtotals (each row includes everything inside it), findings, "
+                                                 "and the worked derivation of a layer.", epilog=_epilog())
+    parser.add_argument("model", choices=sorted(zoo.ZOO), metavar="MODEL",
+                        help=f"a model of nbcount.zoo: {', '.join(sorted(zoo.ZOO))}")
     parser.add_argument("-i", "--input-size", help="comma-separated shape, batch first (default: the model's own)")
-    parser.add_argument("-c", "--convention", default="nbcount", help="FLOP convention (see nbcount.conventions())")
-    parser.add_argument("--depth", type=int, default=2, help="deepest table rows to show")
-    parser.add_argument("--derive", metavar="LAYER", help="print the worked derivation of one layer")
+    parser.add_argument("-c", "--convention", default="nbcount", help="FLOP convention (listed below)")
+    parser.add_argument("--depth", type=int, default=2, help="deepest level of the tree to list (default 2)")
+    parser.add_argument("--all", action="store_true", help="list every repeated block instead of folding them")
+    parser.add_argument("--derive", metavar="LAYER", help="print the worked derivation of one layer (LAYER#CALL for a "
+                                                          "repeated call)")
     parser.add_argument("--meta", action="store_true", help="build the model on the meta device (no memory)")
-    return parser.parse_args(argv)
+    return parser
+
+
+def _size(parser: argparse.ArgumentParser, text: str) -> tuple[int, ...]:
+    try:
+        size = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
+    except ValueError:
+        parser.error(f"-i {text!r}: write the shape as integers, e.g. -i 1,3,224,224")
+    if not size or min(size) < 1:
+        parser.error(f"-i {text!r}: every dimension must be a positive integer")
+    return size
 
 
 def main(argv: list[str] | None = None) -> int:
     """Count the chosen zoo model and print totals, the table, diagnostics and a derivation."""
-    args = _parse(sys.argv[1:] if argv is None else argv)
-    size = tuple(int(d) for d in args.input_size.split(",")) if args.input_size else zoo.example_input_size(args.model)
+    parser = _parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    known = list(conventions())
+    if args.convention.removesuffix(":strict") not in known:
+        parser.error(f"-c {args.convention!r} is not a convention; choose from {', '.join(known)} "
+                     "(add :strict for bug-for-bug numbers)")
+    size = _size(parser, args.input_size) if args.input_size else zoo.example_input_size(args.model)
     dtype = torch.long if args.model in zoo.TOKEN_MODELS else torch.float32
     if args.meta or args.model in ("llama_7b", "llama_70b"):
         with torch.device("meta"):
             model = zoo.ZOO[args.model]()
     else:
         model = zoo.ZOO[args.model]()
-    report = nbcount.count(model, size, dtype=dtype, convention=args.convention)
-    print(_summary(report, args.depth))
+    try:
+        report = nbcount.count(model, size, dtype=dtype, convention=args.convention)
+    except (nbcount.CountError, nbcount.InputError) as error:
+        print(f"python -m nbcount: {error}", file=sys.stderr)
+        return 1
+    print(summary(report, args.depth, group=not args.all))
     if args.derive:
+        layer, call = parse_layer(args.derive)
+        try:
+            report.row(layer, call)
+        except KeyError:
+            names = [row_label(r) for r in report.rows]
+            shown = ", ".join(names[:40]) + (f", … ({len(names) - 40} more)" if len(names) > 40 else "")
+            print(f"python -m nbcount: --derive {args.derive!r}: no such layer; layers: {shown}", file=sys.stderr)
+            return 2
         print()
-        print(report.derive(args.derive).to_text())
+        print(report.derive(layer, call).to_text())
     return 0
 
 
-def _summary(report: nbcount.Report, depth: int) -> str:
-    table = report.table[report.table.depth <= depth]
-    columns = ["layer", "type", "output_shape", "params", "macs", "flops"]
+def summary(report: nbcount.Report, depth: int, group: bool = True) -> str:
+    """Totals (thousands separators), the tree of subtotals down to `depth`, and the findings."""
+    conv = report.convention
     lines = [
         f"total params     {report.total_params:>20,}   (used {report.used_params:,}, trainable "
         f"{report.trainable_params:,})",
         f"total MACs       {report.total_macs:>20,}",
-        f"total {report.convention.unit:<10} {report.total_flops:>20,}   (convention {report.convention.name}, "
-        f"{report.status})",
+        f"total {conv.unit:<10} {report.total_flops:>20,}   (convention {conv.name}, {report.status})",
         "",
-        table[columns].to_string(index=False),
+        formats.to_text(layer_table(report, depth, COLUMNS, group=group)),
     ]
     lines += ["", *(f"! {d.message}" for d in report.diagnostics)] if report.diagnostics else []
     return "\n".join(lines)

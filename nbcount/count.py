@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nbcount import capture, errors
+from nbcount import capture, errors, lazy
 from nbcount.conventions import Convention, get_convention
 from nbcount.inputs import (
     InputError,
@@ -105,6 +105,9 @@ def count(model: nn.Module, input_size: InputSize | None = None, *, inputs: Any 
     training: also run the backward pass of `loss_fn(output)` (default: the sum of the outputs) and count it
     per layer (report.training, report.backward_macs, report.training_memory()).
     """
+    if lazy.has_lazy(model):  # counted on a materialised meta copy: the user's lazy model stays untouched
+        return lazy.count_lazy(count, model, input_size, inputs=inputs, dtype=dtype, convention=convention, mode=mode,
+                               execution=execution, training=training, loss_fn=loss_fn)
     model = _check_model(model)
     mode = mode or ("train" if training else "eval")
     if (input_size is None) == (inputs is None):

@@ -1,36 +1,51 @@
-"""Static views of a Report: text, escaped HTML, Markdown, LaTeX, CSV, JSON and the fallback mime bundle."""
+"""Static views of a Report: text, escaped HTML, Markdown, LaTeX, CSV, JSON and the fallback mime bundle.
+
+Each is the summary (totals with units, the convention named), the findings and the per-layer table
+(``nbcount.table.layer_table``) written by one formatter of ``nbcount.formats``.
+"""
 
 from __future__ import annotations
 
 import base64
-import html
 import json
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from nbcount import escape, formats
+from nbcount.subtotals import Figures, figures
+from nbcount.table import Table, layer_table
+
 if TYPE_CHECKING:
-    import pandas as pd
 
     from nbcount.report import Report
 
-#: Columns shown by default in the static table and the widget (all columns stay in report.table).
-DEFAULT_COLUMNS = ("layer", "type", "output_shape", "params", "macs", "flops", "output_bytes")
-NUMERIC = ("params", "macs", "flops", "param_bytes", "buffer_bytes", "output_bytes")
 UNITS = ("both", "raw", "si")
 _SI = ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k"))
+#: rows of the static table before repeated blocks are folded and deep calls left to report.table
+STATIC_ROWS = 60
+#: what each kind of diagnostic is called in the views
+KIND_TITLES = {"uncounted_op": "not counted", "shared_params": "shared parameters", "unused_module": "unused module",
+               "note": "note", "peer_defect": "peer defect"}
 
 
-# numbers and selections -------------------------------------------------------------------------
+# numbers ------------------------------------------------------------------------------------------
 def human(value: float, units: str = "both") -> str:
     """``11,038,081 (11.04 M)`` for 'both', ``11,038,081`` for 'raw', ``11.04 M`` for 'si'."""
     if units not in UNITS:
         raise ValueError(f"units must be one of {', '.join(UNITS)}, not {units!r}")
     raw = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
-    short = next((f"{value / scale:.2f} {prefix}" for scale, prefix in _SI if abs(value) >= scale), raw)
+    short = si(value)
     if units == "raw" or short == raw:
         return raw
     return short if units == "si" else f"{raw} ({short})"
+
+
+def si(value: float) -> str:
+    """``11.04 M``; numbers below 1,000 as they are."""
+    for scale, prefix in _SI:
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {prefix}"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
 
 
 def megabytes(n_bytes: float) -> str:
@@ -38,106 +53,61 @@ def megabytes(n_bytes: float) -> str:
     return f"{n_bytes / 2**20:,.2f} MB ({int(n_bytes):,} bytes)"
 
 
-def check_columns(report: Report, columns: Sequence[str] | None) -> list[str]:
-    """The requested columns, validated against the table (ValueError listing the valid ones)."""
-    if not columns:
-        return list(DEFAULT_COLUMNS)
-    valid = list(report.table.columns)
-    unknown = [c for c in columns if c not in valid]
-    if unknown:
-        raise ValueError(f"unknown column(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
-    return list(columns)
-
-
-def select(report: Report, depth: int | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """The table's rows up to `depth` (None: all) with `columns`, plus the 'depth' column for indenting."""
-    table = report.table
-    if depth is not None:
-        table = table[table["depth"] <= depth]
-    wanted = check_columns(report, columns)
-    keep = wanted + (["depth"] if "depth" not in wanted else [])
-    return table[keep].copy()
-
-
-def column_title(report: Report, column: str) -> str:
-    """Header of a column; the flops column names its unit and convention."""
-    if column == "flops":
-        return f"{report.convention.unit} ({report.convention.name})"
-    return column
-
-
-def cell_text(value: Any) -> str:
-    """A table cell as text: thousands separators for numbers, shapes as written by torch."""
-    if isinstance(value, bool):
-        return "yes" if value else ""
-    if isinstance(value, int) or (hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iu"):
-        return f"{int(value):,}"
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return ", ".join(cell_text(v) for v in value)
-    if isinstance(value, tuple):
-        return "(" + ", ".join(str(v) for v in value) + ")"
-    return str(value)
-
-
-def layer_label(layer: str, call: int) -> str:
-    """'(root)' for the root, the dotted path otherwise, with '[call k]' for repeated calls."""
-    name = layer or "(root)"
-    return f"{name} [call {call}]" if call else name
-
-
 # summary ---------------------------------------------------------------------------------------
-def summary_items(report: Report, units: str = "both") -> list[tuple[str, str]]:
+def totals(report: Report, sums: Figures | None = None) -> dict[str, int]:
+    """The headline numbers once: unique, used and trainable parameters, MACs and FLOPs (this convention)."""
+    sums = figures(report) if sums is None else sums
+    return {"params": report.total_params, "used": sum(sums.params), "trainable": report.trainable_params,
+            "macs": sum(sums.macs), "flops": sum(sums.flops)}
+
+
+def summary_items(report: Report, units: str = "both", sums: Figures | None = None) -> list[tuple[str, str]]:
     """(label, value) lines of the totals, each with its unit and the convention named."""
     conv = report.convention
     mem = report.memory
+    total = totals(report, sums)
     status = "complete" if report.status == "complete" else "lower bound (some ops were not counted)"
-    items = [
+    return [
         ("model", report.rows[0].call.module_type if report.rows else "?"),
-        ("parameters (unique)", human(report.total_params, units)),
-        ("used by the forward pass", human(report.used_params, units)),
-        ("trainable", human(report.trainable_params, units)),
-        ("MACs", human(report.total_macs, units)),
-        (f"{conv.unit} under the {conv.name!r} convention", human(report.total_flops, units)),
+        ("parameters (unique)", human(total["params"], units)),
+        ("used by the forward pass", human(total["used"], units)),
+        ("trainable", human(total["trainable"], units)),
+        ("MACs", human(total["macs"], units)),
+        (f"{conv.unit} under the {conv.name!r} convention", human(total["flops"], units)),
         ("status", status),
         ("parameter memory", megabytes(mem.get("param_bytes", 0))),
         ("peak activation memory (inference)", megabytes(mem.get("peak_activation_bytes", 0))),
     ]
-    return items
 
 
 def findings(report: Report) -> list[str]:
-    """The diagnostics' messages, shared / unused / uncounted first."""
+    """The diagnostics as sentences, uncounted ops first, then shared parameters and unused modules."""
     order = {"uncounted_op": 0, "shared_params": 1, "unused_module": 2}
     diags = sorted(report.diagnostics, key=lambda d: order.get(d.kind, 3))
-    return [f"{d.kind}: {d.message}" for d in diags]
+    return [f"{KIND_TITLES.get(d.kind, d.kind.replace('_', ' '))}: {d.message}" for d in diags]
+
+
+def table(report: Report, depth: int | None = None, columns: Sequence[str] | None = None,
+          max_rows: int | None = None) -> Table:
+    """The per-layer table of the static views (nbcount.table.layer_table)."""
+    return layer_table(report, depth, columns, max_rows=max_rows)
 
 
 def to_text(report: Report, depth: int | None = None, columns: Sequence[str] | None = None,
-            units: str = "both") -> str:
+            units: str = "both", max_rows: int | None = None) -> str:
     """Plain text: totals, findings and the table."""
     lines = [f"{label}: {value}" for label, value in summary_items(report, units)]
     lines += [f"! {message}" for message in findings(report)]
-    frame = select(report, depth, columns)
-    wanted = check_columns(report, columns)
-    cells = [[column_title(report, c) for c in wanted]]
-    for index, rec in frame.iterrows():
-        label = layer_label(rec["layer"], int(report.table.loc[index, "call"]))
-        cells.append([("  " * int(rec["depth"]) + label) if c == "layer" else cell_text(rec[c]) for c in wanted])
-    widths = [max(len(r[i]) for r in cells) for i in range(len(wanted))]
-    for r in cells:
-        lines.append("  ".join(v.rjust(w) if wanted[i] in NUMERIC else v.ljust(w)
-                               for i, (v, w) in enumerate(zip(r, widths))).rstrip())
+    lines.append(formats.to_text(table(report, depth, columns, max_rows)))
     return "\n".join(lines)
 
 
 # HTML ------------------------------------------------------------------------------------------
 def summary_html(report: Report, units: str = "both") -> str:
     """The totals as an escaped HTML definition table."""
-    rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
-                   f"{html.escape(v)}</td></tr>" for k, v in summary_items(report, units))
-    return f"<table class='nbcount-summary tex2jax_ignore mathjax_ignore'>{rows}</table>"
+    rows = "".join(f"<tr><th style='text-align:left'>{escape.html(k)}</th><td style='text-align:left'>"
+                   f"{escape.html(v)}</td></tr>" for k, v in summary_items(report, units))
+    return f"<table class='nbcount-summary {escape.NO_MATH}'>{rows}</table>"
 
 
 def findings_html(report: Report) -> str:
@@ -145,42 +115,27 @@ def findings_html(report: Report) -> str:
     items = findings(report)
     if not items:
         return "<p class='nbcount-findings'>No findings: no shared, unused or uncounted parts.</p>"
-    lis = "".join(f"<li>{html.escape(m)}</li>" for m in items)
-    return f"<ul class='nbcount-findings tex2jax_ignore mathjax_ignore'>{lis}</ul>"
+    lis = "".join(f"<li>{escape.html(m)}</li>" for m in items)
+    return f"<ul class='nbcount-findings {escape.NO_MATH}'>{lis}</ul>"
 
 
-def table_html(report: Report, depth: int | None = None, columns: Sequence[str] | None = None) -> str:
+def table_html(report: Report, depth: int | None = None, columns: Sequence[str] | None = None,
+               max_rows: int | None = None) -> str:
     """The per-layer table as escaped HTML, indented by depth (no pandas Styler / jinja2 needed)."""
-    frame = select(report, depth, columns)
-    wanted = check_columns(report, columns)
-    head = "".join(f"<th>{html.escape(column_title(report, c))}</th>" for c in wanted)
-    body = []
-    for index, rec in frame.iterrows():
-        tds = []
-        for c in wanted:
-            if c == "layer":
-                text = layer_label(rec["layer"], int(report.table.loc[index, "call"]))
-                tds.append(f"<td style='text-align:left;padding-left:{0.3 + int(rec['depth'])}em'>"
-                           f"{html.escape(text)}</td>")
-            else:
-                align = "right" if c in NUMERIC else "left"
-                tds.append(f"<td style='text-align:{align}'>{html.escape(cell_text(rec[c]))}</td>")
-        body.append("<tr>" + "".join(tds) + "</tr>")
-    return (f"<table class='nbcount-table tex2jax_ignore mathjax_ignore'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+    return formats.to_html(table(report, depth, columns, max_rows))
 
 
 def png_img_html(png: bytes, alt: str = "nbcount chart") -> str:
     """An <img> with the PNG inlined as a data URI."""
     data = base64.b64encode(png).decode("ascii")
-    return f"<img class='nbcount-chart' alt='{html.escape(alt)}' src='data:image/png;base64,{data}'/>"
+    return f"<img class='nbcount-chart' alt='{escape.html(alt)}' src='data:image/png;base64,{data}'/>"
 
 
 def report_html(report: Report, depth: int | None = None, columns: Sequence[str] | None = None,
-                units: str = "both", png: bytes | None = None) -> str:
+                units: str = "both", png: bytes | None = None, max_rows: int | None = STATIC_ROWS) -> str:
     """Summary, findings, table and (if given) the chart as one escaped HTML fragment."""
     parts = ["<div class='nbcount-report'>", summary_html(report, units), findings_html(report),
-             table_html(report, depth, columns)]
+             table_html(report, depth, columns, max_rows)]
     if png:
         parts.append(png_img_html(png))
     parts.append("</div>")
@@ -188,52 +143,30 @@ def report_html(report: Report, depth: int | None = None, columns: Sequence[str]
 
 
 # Markdown / LaTeX / CSV / JSON -----------------------------------------------------------------
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|<>$~&])")
-
-
 def md_escape(text: str) -> str:
-    """Backslash-escape every Markdown / HTML / math punctuation character."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    """Backslash-escape every Markdown / HTML / math punctuation character (nbcount.escape.markdown)."""
+    return escape.markdown(text)
 
 
 def to_markdown(report: Report, depth: int | None = None, columns: Sequence[str] | None = None,
-                units: str = "both") -> str:
+                units: str = "both", max_rows: int | None = None) -> str:
     """Totals as a bullet list, findings, then the table as a Markdown pipe table (escaped)."""
-    lines = [f"- **{md_escape(k)}**: {md_escape(v)}" for k, v in summary_items(report, units)]
-    lines += [f"- ⚠ {md_escape(m)}" for m in findings(report)]
-    wanted = check_columns(report, columns)
-    lines += ["", "| " + " | ".join(md_escape(column_title(report, c)) for c in wanted) + " |",
-              "|" + "|".join("---:" if c in NUMERIC else "---" for c in wanted) + "|"]
-    for index, rec in select(report, depth, columns).iterrows():
-        cells = [layer_label(rec["layer"], int(report.table.loc[index, "call"])) if c == "layer"
-                 else cell_text(rec[c]) for c in wanted]
-        lines.append("| " + " | ".join(md_escape(v) for v in cells) + " |")
+    lines = [f"- **{escape.markdown(k)}**: {escape.markdown(v)}" for k, v in summary_items(report, units)]
+    lines += [f"- ⚠ {escape.markdown(m)}" for m in findings(report)]
+    lines += ["", formats.to_markdown(table(report, depth, columns, max_rows))]
     return "\n".join(lines)
 
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
-                  "%": r"\%", "_": r"\_", "^": r"\^{}", "~": r"\~{}", "<": r"\textless{}", ">": r"\textgreater{}"}
-
-
 def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters (text mode)."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+    """Escape LaTeX's special characters (text mode; nbcount.escape.latex)."""
+    return escape.latex(text)
 
 
 def to_latex(report: Report, depth: int | None = None, columns: Sequence[str] | None = None) -> str:
     """The table as a LaTeX ``tabular`` (booktabs-free, every cell escaped)."""
-    wanted = check_columns(report, columns)
-    spec = "".join("r" if c in NUMERIC else "l" for c in wanted)
-    lines = [f"% nbcount: {latex_escape(report.convention.unit)} under the "
-             f"{latex_escape(report.convention.name)} convention; status {report.status}",
-             f"\\begin{{tabular}}{{{spec}}}", "\\hline",
-             " & ".join(latex_escape(column_title(report, c)) for c in wanted) + r" \\", "\\hline"]
-    for index, rec in select(report, depth, columns).iterrows():
-        cells = [layer_label(rec["layer"], int(report.table.loc[index, "call"])) if c == "layer"
-                 else cell_text(rec[c]) for c in wanted]
-        lines.append(" & ".join(latex_escape(v) for v in cells) + r" \\")
-    lines += ["\\hline", "\\end{tabular}"]
-    return "\n".join(lines)
+    conv = report.convention
+    comment = f"nbcount: {conv.unit} under the {conv.name} convention; status {report.status}"
+    return formats.to_latex(table(report, depth, columns), comment)
 
 
 def to_csv(report: Report, path: Any = None) -> str | None:
@@ -242,9 +175,7 @@ def to_csv(report: Report, path: Any = None) -> str | None:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, list):
+    if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     if hasattr(value, "item"):
         return value.item()
@@ -282,8 +213,8 @@ def mimebundle(report: Report, depth: int | None = None, columns: Sequence[str] 
 
         png = chart_png(report, top=top, log=log)
     return {
-        "text/plain": to_text(report, depth, columns, units),
+        "text/plain": to_text(report, depth, columns, units, max_rows=STATIC_ROWS),
         "text/html": report_html(report, depth, columns, units, png),
         "image/png": base64.b64encode(png).decode("ascii"),
-        "text/markdown": to_markdown(report, depth, columns, units),
+        "text/markdown": to_markdown(report, depth, columns, units, max_rows=STATIC_ROWS),
     }

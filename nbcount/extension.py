@@ -15,7 +15,8 @@ class NetCount(Configurable):
         config=True)
     units = Enum(["both", "raw", "si"], default_value="both",
                  help="How totals are written: 'both' (11,038,081 (11.04 M)), 'raw' or 'si'.").tag(config=True)
-    depth = Int(-1, help="Deepest level of the layer table shown by default (-1: all levels).").tag(config=True)
+    depth = Int(-1, help="Levels of the layer tree shown expanded at first (-1: as many as fit a screen).").tag(
+        config=True)
     columns = List(Unicode(), default_value=[], help="Table columns shown by default ([]: nbcount's choice).").tag(
         config=True)
     dtype = Unicode("float32", help="dtype of the example inputs made from -i sizes.").tag(config=True)

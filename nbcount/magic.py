@@ -66,11 +66,26 @@ def parse_names(text: str, known: list[str], option: str) -> list[str]:
 
 
 def parse_layer(text: str) -> tuple[str, int]:
-    """'conv1' → ('conv1', 0); 'conv1#1' → ('conv1', 1): a layer and its call index."""
-    layer, sep, call = text.rpartition("#")
-    if sep and call.isdigit():
-        return layer, int(call)
-    return text, 0
+    """'conv1' → ('conv1', 0); 'conv1#1' → ('conv1', 1): a layer and its call index (nbcount.labels)."""
+    from nbcount.labels import parse_layer as parse
+
+    return parse(text)
+
+
+def strip_comment(line: str) -> str:
+    """The magic line without a trailing ``# comment`` (a ``#`` at the start or after a space, outside quotes).
+
+    ``conv#1`` (a layer's second call) is not a comment: its ``#`` follows a name.
+    """
+    quote = ""
+    for i, ch in enumerate(line):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i].rstrip()
+    return line
 
 
 def unquote(value: Any) -> Any:
@@ -124,7 +139,7 @@ def pick_model(namespace: dict[str, Any], before: dict[str, int], value: Any,
                assigned: list[list[str]]) -> tuple[nn.Module, str]:
     """The cell's last expression if a Module, else the Module assigned last; UsageError if ambiguous/absent."""
     if _is_module(value):
-        return value, "the cell's last expression"
+        return value, type(value).__name__
     changed = [k for k in module_names(namespace) if before.get(k) != id(namespace[k])]
     for names in reversed(assigned):
         modules = [n for n in dict.fromkeys(names) if _is_module(namespace.get(n))]
@@ -223,30 +238,32 @@ class NetCountMagics(Magics):
     @argument("-c", "--convention", help="Convention of the headline FLOPs number (nbcount.conventions()).")
     @argument("--derive", nargs="?", const="", metavar="LAYER",
               help="Show the worked derivation of LAYER (LAYER#CALL for a repeated call; no value: the totals).")
-    @argument("--depth", type=int, help="Deepest level of the layer table to show.")
-    @argument("--columns", help="Comma-separated table columns to show.")
+    @argument("--depth", type=int, help="Levels of the layer tree shown expanded (collapsed rows keep their "
+                                        "subtotals).")
+    @argument("--columns", help="Comma-separated columns of the static table and text (report.table names).")
     @argument("--device", help="Count on this device; 'meta' builds/counts the model without memory.")
     @argument("--compare", nargs="?", const="all", metavar="CONVENTIONS",
               help="Conventions for the Conventions tab (comma-separated; no value: all).")
-    @argument("-o", "--output", metavar="NAME", help="Store the Report in the user namespace as NAME.")
+    @argument("-o", "--output", metavar="NAME", help="Store the Report in the user namespace as NAME (the partial "
+                                                     "report when counting fails).")
     @argument("-q", "--quiet", action="store_true", help="Count without displaying anything.")
     @argument("--static", action="store_true", help="Show the static table and chart instead of the widget.")
     @line_cell_magic
     def netcount(self, line: str, cell: str | None = None) -> None:
-        """Count a model's parameters, MACs, FLOPs, shapes and memory and show them (see %netcount?)."""
-        args = parse_argstring(self.netcount, line)
+        """%netcount MODEL [options] / %%netcount [options]: count a model and show the report."""
+        args = parse_argstring(self.netcount, strip_comment(line))
         for key, value in vars(args).items():
             setattr(args, key, unquote(value))
         count_kwargs, options = self._check_options(args)
         if cell is None:
             if args.name:
                 raise UsageError("-m NAME is for %%netcount cells; in line mode write %netcount NAME")
-            model, _ = self._model_from_line(args.model)
+            model, name = self._model_from_line(args.model)
         else:
-            model = self._model_from_cell(cell, args.name or args.model, args.device)
+            model, name = self._model_from_cell(cell, args.name or args.model, args.device)
         if args.device:
             model = on_device(model, args.device)
-        report = self._count(model, args, count_kwargs)
+        report = self._count(model, args, count_kwargs, name)
         self._finish(report, args, options)
 
     # steps --------------------------------------------------------------------------------------
@@ -295,7 +312,7 @@ class NetCountMagics(Magics):
                              f"{', '.join(module_names(namespace)) or 'none'}")
         return value, expr
 
-    def _model_from_cell(self, cell: str, name: str | None, device: str | None) -> nn.Module:
+    def _model_from_cell(self, cell: str, name: str | None, device: str | None) -> tuple[nn.Module, str]:
         namespace = self.ip.user_ns
         before = {k: id(v) for k, v in namespace.items()}
         context: Any = nullcontext()
@@ -310,13 +327,14 @@ class NetCountMagics(Magics):
                 what = "is not defined" if name not in namespace else f"is a {type(namespace[name]).__name__}"
                 raise UsageError(f"-m {name}: {name!r} {what}, not an nn.Module; nn.Module variables: "
                                  f"{', '.join(module_names(namespace)) or 'none'}")
-            return namespace[name]
-        model, _ = pick_model(namespace, before, value, assigned)
-        return model
+            return namespace[name], name
+        return pick_model(namespace, before, value, assigned)
 
-    def _count(self, model: nn.Module, args: Any, kwargs: dict[str, Any]) -> Report:
+    def _count(self, model: nn.Module, args: Any, kwargs: dict[str, Any], name: str) -> Report:
         from nbcount.count import CountError, count
         from nbcount.inputs import InputError
+        from nbcount.magic_text import count_error
+        from nbcount.progress import progress
 
         if args.inputs:
             try:
@@ -330,10 +348,15 @@ class NetCountMagics(Magics):
             sizes = [parse_size(s) for s in args.input_size]
             source = {"input_size": sizes[0] if len(sizes) == 1 else sizes}
         try:
-            return count(model, convention=kwargs["convention"], **source,
-                         **({} if args.inputs else {"dtype": kwargs["dtype"]}))
-        except (InputError, CountError) as error:
-            raise UsageError(str(error)) from None
+            with progress(f"counting {name}"):
+                return count(model, convention=kwargs["convention"], **source,
+                             **({} if args.inputs else {"dtype": kwargs["dtype"]}))
+        except CountError as error:
+            if args.output and error.report is not None:
+                self.ip.user_ns[args.output] = error.report
+            raise UsageError(count_error(str(error), args.output, self.ip)) from None
+        except (InputError, TypeError) as error:
+            raise UsageError(count_error(str(error), None, self.ip)) from None
 
     def _finish(self, report: Report, args: Any, options: Any) -> None:
         from nbcount import display
@@ -356,3 +379,15 @@ class NetCountMagics(Magics):
 
             for item in display.derivations(report, *options.derive):
                 show_object(item)
+
+
+def _document() -> None:
+    """Give %netcount? its examples and the %config NetCount settings (and drop magic_arguments' '::')."""
+    from nbcount.extension import NetCount
+    from nbcount.magic_text import help_text
+
+    function = NetCountMagics.netcount
+    function.__doc__ = help_text(function.__doc__, NetCount)
+
+
+_document()

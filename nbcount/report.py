@@ -243,11 +243,18 @@ class Report:
 
         return to_json(self)
 
-    def show(self) -> Any:
-        """The interactive widget (ipywidgets); see nbcount.display."""
+    def show(self, **options: Any) -> Any:
+        """The interactive widget (nbcount.widget): tabs for totals, the layer tree, charts, derivations."""
         from nbcount.display import widget
 
-        return widget(self)
+        return widget(self, **options)
+
+    def chart(self, metric: Any = ("params", "flops"), top: int = 10, log: bool = False,
+              group: str | None = None) -> Any:
+        """Matplotlib bar charts of 'params', 'flops', 'macs' or 'activation' (nbcount.charts.chart)."""
+        from nbcount.charts import chart
+
+        return chart(self, metric, top, log, group)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         from nbcount.export import mimebundle

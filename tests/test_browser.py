@@ -1,8 +1,14 @@
-"""JupyterLab in Debian's chromium (Playwright): run the quickstart and check the widget in the DOM.
+"""JupyterLab in Debian's chromium (Playwright): the widget as a reader meets it.
 
-The test starts JupyterLab on 127.0.0.1 with its own config, settings, workspace and runtime folders and
-stops it afterwards; the screenshot is saved to tests/artifacts/. Without /usr/bin/chromium it skips,
-except under CI (the CI variable set), where it fails.
+Each test starts JupyterLab on 127.0.0.1 with its own config, settings, workspace and runtime folders and
+stops it afterwards; screenshots are saved to tests/artifacts/. Without /usr/bin/chromium the tests skip,
+except under CI (the CI variable set), where they fail. Waits are on conditions, with generous timeouts
+(the suite runs on two busy cores).
+
+Checked: the quickstart runs; on GPT-2 and on a 2,000-layer MLP every tab stays within 900 px and the
+page within 15,000 DOM nodes; the layer tree expands, collapses, sorts and folds repeated blocks; a row
+click opens its derivation; copy buttons copy; chart text is at least 10 px at notebook width and in a
+1024-px window; the dark theme keeps text readable (contrast ratio measured on computed colours).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,8 +35,31 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 TITLES = ["Summary", "Layers", "Charts", "Derivation", "Conventions", "Diagnostics"]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]
+MAX_TAB_PX = 900
+MAX_DOM_NODES = 15_000
+LONG = 180_000  # ms: counting + first render on two busy cores
 
 pytestmark = pytest.mark.browser
+
+MLP_CELL = """\
+import torch, nbcount
+from torch import nn
+
+class DeepMLP(nn.Module):
+    def __init__(self, depth=2000, width=256):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = torch.relu(layer(x))
+        return x
+
+nbcount.count(DeepMLP(), (1, 256)).show()"""
+GPT2_CELL = """\
+import torch, nbcount
+from nbcount import zoo
+nbcount.count(zoo.gpt2(), (1, 64), dtype=torch.long).show()"""
 
 
 def _require_chromium() -> None:
@@ -55,13 +85,15 @@ def _get(url: str) -> Any:
 class Lab:
     """A JupyterLab server of our own on 127.0.0.1 (config, settings, workspaces, runtime under `home`)."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, theme: str | None = None) -> None:
         self.port, self.token = _free_port(), secrets.token_hex(16)
         self.root = home / "root"
         self.root.mkdir()
         settings = home / "settings" / "@jupyterlab" / "apputils-extension"
         settings.mkdir(parents=True)
         (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
+        if theme:
+            (settings / "themes.jupyterlab-settings").write_text(json.dumps({"theme": theme}))
         env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "run"),
                "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(home / "ws"),
                "MPLBACKEND": "Agg", "JUPYTER_PATH": str(Path(sys.prefix) / "share" / "jupyter")}
@@ -75,7 +107,7 @@ class Lab:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}?token={self.token}"
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -107,15 +139,24 @@ class Lab:
         self.log.close()
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
+def _lab(tmp_path: Path, theme: str | None = None) -> Iterator[Lab]:
     _require_chromium()
-    server = Lab(tmp_path)
+    server = Lab(tmp_path, theme)
     try:
         server.wait_ready()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from _lab(tmp_path)
+
+
+@pytest.fixture
+def dark_lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from _lab(tmp_path, "JupyterLab Dark")
 
 
 def _wait_for(predicate: Any, timeout: float, what: str) -> None:
@@ -134,44 +175,227 @@ def _run_all(page: Any) -> None:
     item.click()
 
 
+def _notebook(lab: Lab, cells: list[str]) -> str:
+    """A fresh notebook path (no old kernel or autosaved outputs) holding `cells`."""
+    name = f"nbcount-{secrets.token_hex(4)}.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, lab.root / name)
+    return name
+
+
+def _open_and_run(lab: Lab, page: Any, name: str, widgets: int) -> Any:
+    """Open the notebook, wait for a connected idle kernel, Run All, wait for `widgets` nbcount widgets."""
+    from playwright.sync_api import expect
+
+    page.goto(lab.url(f"/lab/tree/{name}"))
+    expect(page.locator(".jp-Notebook")).to_be_visible(timeout=90_000)
+    expect(page.get_by_text("(ipykernel) | Idle")).to_be_visible(timeout=90_000)
+    _wait_for(lambda: lab.kernel_idle(name), 90, "the kernel session to be idle")
+    _run_all(page)
+    found = page.locator(".nbcount-widget")
+    expect(found).to_have_count(widgets, timeout=LONG)
+    return found
+
+
+def _browser(playwright: Any) -> Any:
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
+def _tab(widget: Any, title: str) -> None:
+    from playwright.sync_api import expect
+
+    button = widget.locator(".nb-tab", has_text=title)
+    button.click()
+    expect(button).to_have_attribute("aria-selected", "true")
+
+
+def _labels(widget: Any) -> list[str]:
+    return [t.strip() for t in widget.locator(".nb-body .nb-row .nb-label").all_inner_texts()]
+
+
+def _height(widget: Any) -> float:
+    return float(widget.evaluate("w => w.getBoundingClientRect().height"))
+
+
+def _dom_nodes(page: Any) -> int:
+    return int(page.evaluate("document.getElementsByTagName('*').length"))
+
+
+def _shot(target: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    target.screenshot(path=str(ARTIFACTS / name))
+
+
+# ----------------------------------------------------------------------------------------------------------
 def test_quickstart_in_jupyterlab(lab: Lab) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    name = f"quickstart-{secrets.token_hex(4)}.ipynb"  # a fresh path: no old kernel or autosaved outputs
+    name = f"quickstart-{secrets.token_hex(4)}.ipynb"
     shutil.copy(ROOT / "notebooks" / "quickstart.ipynb", lab.root / name)
-    ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = _browser(playwright)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.goto(lab.url(f"/lab/tree/{name}"))
-            # the kernel must be connected, not just shown idle, before Run All does anything
-            expect(page.locator(".jp-Notebook")).to_be_visible(timeout=60_000)
-            expect(page.get_by_text("(ipykernel) | Idle")).to_be_visible(timeout=60_000)
-            _wait_for(lambda: lab.kernel_idle(name), 60, "the kernel session to be idle")
-            _run_all(page)
-            widget = page.locator(".nbcount-widget").first
-            expect(widget).to_be_visible(timeout=120_000)
+            widget = _open_and_run(lab, page, name, 2).first
+            expect(widget.locator(".nb-tab")).to_have_text(TITLES)
+            assert page.locator(".nbcount-fallback").first.is_hidden()  # the static copy gives way to the widget
+            _tab(widget, "Layers")
+            expect(widget.locator(".nb-body .nb-row")).to_have_count(7)
+            assert _labels(widget) == ["(root)", "conv1", "bn1", "pool", "conv2", "pool#1", "fc"]
+            widget.locator(".nb-body .nb-row", has_text="conv1").first.click()
+            expect(widget.locator(".nb-tab", has_text="Derivation")).to_have_attribute("aria-selected", "true")
+            steps = widget.locator(".nb-steps")
+            expect(steps.first).to_be_visible(timeout=60_000)
+            assert f"{8 * 3 * 3 * 3 + 8:,}" in widget.locator(".nb-deriv").inner_text()  # conv1's parameters
+            _tab(widget, "Charts")
+            expect(widget.locator("svg rect.nb-barrect").first).to_be_visible()
+            _shot(page, "browser-quickstart.png")
+        finally:
+            browser.close()
 
-            labels = widget.locator(".lm-TabBar-tabLabel")
-            expect(labels).to_have_text(TITLES)
 
-            widget.locator(".lm-TabBar-tab", has_text="Layers").click()
-            rows = widget.locator(".nbcount-layers-table tbody tr")
+def _check_tabs(page: Any, widget: Any, stem: str) -> None:
+    """Every tab within MAX_TAB_PX and the page within MAX_DOM_NODES; a screenshot of each."""
+    from playwright.sync_api import expect
+
+    for title in TITLES:
+        _tab(widget, title)
+        if title == "Conventions":
+            expect(widget.locator(".nb-conv")).to_be_visible(timeout=LONG)
+        if title == "Derivation":
+            expect(widget.locator(".nb-steps").first).to_be_visible(timeout=LONG)
+        height = _height(widget)
+        assert height <= MAX_TAB_PX, f"{stem} {title} tab is {height:.0f} px tall"
+        assert _dom_nodes(page) <= MAX_DOM_NODES, f"{stem} {title}: {_dom_nodes(page)} DOM nodes"
+        _shot(widget, f"browser-{stem}-{title.lower()}.png")
+
+
+def _chart_text_px(widget: Any) -> float:
+    """The smallest rendered size of the chart's text (CSS px), the SVG's scale included."""
+    return float(widget.evaluate("""w => {
+        const svg = w.querySelector('.nb-chart svg');
+        const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+        const sizes = [...svg.querySelectorAll('text')].map(t => parseFloat(getComputedStyle(t).fontSize));
+        return Math.min(...sizes) * scale;
+    }"""))
+
+
+def test_gpt2_and_mlp_widgets(lab: Lab) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    name = _notebook(lab, [GPT2_CELL, MLP_CELL])
+    with sync_playwright() as playwright:
+        browser = _browser(playwright)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                          permissions=["clipboard-read", "clipboard-write"])
+            page = context.new_page()
+            widgets = _open_and_run(lab, page, name, 2)
+            gpt, mlp = widgets.nth(0), widgets.nth(1)
+            expect(gpt.locator(".nb-head")).to_contain_text("124,439,808 params")
+            expect(mlp.locator(".nb-head")).to_contain_text(f"{2000 * (256 * 256 + 256):,} params")
+            _check_tabs(page, gpt, "gpt2")
+            _check_tabs(page, mlp, "mlp2000")
+
+            # GPT-2's tree: repeated blocks folded, expand / collapse, sort, row click -> derivation
+            _tab(gpt, "Layers")
+            rows = gpt.locator(".nb-body .nb-row")
             expect(rows).to_have_count(7)
-            layer_names = [t.strip() for t in rows.locator("td:first-child").all_inner_texts()]
-            assert layer_names == ["(root)", "conv1", "bn1", "pool", "conv2", "pool [call 1]", "fc"]
+            assert _labels(gpt)[4] == "h.0–h.11 ×12"
+            gpt.locator(".nb-row[data-row^='g'] .nb-toggle").click()
+            expect(rows).to_have_count(7 + 12)
+            gpt.locator(".nb-body .nb-row", has_text="h.3").locator(".nb-toggle").click()
+            expect(rows).to_have_count(7 + 12 + 4)
+            gpt.locator(".nb-row[data-row^='g'] .nb-toggle").click()
+            expect(rows).to_have_count(7)
+            gpt.locator(".nb-hdr div", has_text="params").click()  # largest subtotal first, within each level
+            expect(gpt.locator(".nb-hdr div", has_text="params")).to_contain_text("▼")
+            assert _labels(gpt)[:3] == ["(root)", "h.0–h.11 ×12", "wte"]
+            gpt.locator(".nb-bar-tools button", has_text="Copy Markdown").click()
+            copied = page.evaluate("navigator.clipboard.readText()")
+            assert "| layer |" in copied and "h.0–h.11 ×12" in copied and "124,439,808" in copied
+            gpt.locator(".nb-body .nb-row", has_text="lm_head").click()
+            expect(gpt.locator(".nb-deriv")).to_contain_text("lm_head (Linear)", timeout=LONG)
+            expect(gpt.locator(".nb-deriv")).to_contain_text(f"{64 * 768 * 50257:,}")  # its MACs: T·d·vocab
+            gpt.locator("button", has_text="Copy LaTeX").click()
+            assert "\\begin{aligned}" in page.evaluate("navigator.clipboard.readText()")
 
-            widget.locator(".lm-TabBar-tab", has_text="Charts").click()
-            chart = widget.locator(".nbcount-charts img").first
-            expect(chart).to_be_visible(timeout=20_000)
-            assert (chart.get_attribute("src") or "").startswith("data:image/png;base64,")
-            assert chart.evaluate("img => img.naturalWidth") > 100
+            # the 2,000-layer MLP: one folded row, 2,000 rows after expanding, only the visible ones drawn
+            _tab(mlp, "Layers")
+            mlp_rows = mlp.locator(".nb-body .nb-row")
+            expect(mlp_rows).to_have_count(2)
+            mlp.locator(".nb-row[data-row^='g'] .nb-toggle").click()
+            expect(mlp.locator(".nb-note").first).to_contain_text("2,001 of 2,001 rows shown")
+            assert mlp_rows.count() < 80 and _dom_nodes(page) <= MAX_DOM_NODES
+            mlp.locator(".nb-scroll").evaluate("s => { s.scrollTop = s.scrollHeight; }")
+            expect(mlp.locator(".nb-body .nb-row", has_text="layers.1999")).to_be_visible()
+            assert _height(mlp) <= MAX_TAB_PX
+            _shot(mlp, "browser-mlp2000-layers-expanded.png")
 
-            widget.locator(".lm-TabBar-tab", has_text="Derivation").click()
-            typeset = widget.locator(".nbcount-derivation-math mjx-container")
-            expect(typeset.first).to_be_visible(timeout=30_000)
-            assert "begin{aligned}" not in typeset.first.inner_text()  # typeset, not raw TeX
-            page.screenshot(path=str(ARTIFACTS / "browser-quickstart.png"), full_page=False)
+            # charts readable at the notebook's width and in a 1024-px window
+            _tab(gpt, "Charts")
+            assert _chart_text_px(gpt) >= 10
+            page.set_viewport_size({"width": 1024, "height": 900})
+            _tab(gpt, "Layers")
+            _tab(gpt, "Charts")
+            assert _chart_text_px(gpt) >= 10
+            assert gpt.evaluate("w => w.scrollWidth <= w.clientWidth + 1")  # nothing wider than the output
+            _shot(gpt, "browser-gpt2-charts-1024px.png")
+        finally:
+            browser.close()
+
+
+CONTRAST = """w => {
+    const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => {
+        const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (node) => {
+        for (let n = node; n; n = n.parentElement) {
+            const c = rgb(getComputedStyle(n).backgroundColor);
+            if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+        }
+        return [255, 255, 255];
+    };
+    const ratio = (node, colour) => {
+        const a = lum(rgb(colour || getComputedStyle(node).color)), b = lum(background(node));
+        return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    };
+    const picks = [...w.querySelectorAll('.nb-head b, .nb-tab, .nb-body .nb-label, .nb-body .nb-num, .nb-hdr div')];
+    const svgText = [...w.querySelectorAll('.nb-chart text')];
+    return {
+        text: Math.min(...picks.map((n) => ratio(n))),
+        chart: Math.min(...svgText.map((t) => ratio(t.closest('.nb-chart'), getComputedStyle(t).fill))),
+        background: getComputedStyle(w).backgroundColor,
+    };
+}"""
+
+
+def test_dark_theme_is_readable(dark_lab: Lab) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    name = _notebook(dark_lab, [GPT2_CELL])
+    with sync_playwright() as playwright:
+        browser = _browser(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            widget = _open_and_run(dark_lab, page, name, 1).first
+            _tab(widget, "Layers")
+            expect(widget.locator(".nb-body .nb-row").first).to_be_visible()
+            layers = widget.evaluate(CONTRAST)
+            _tab(widget, "Charts")
+            expect(widget.locator(".nb-chart text").first).to_be_visible()
+            charts = widget.evaluate(CONTRAST)
+            background = [float(v) for v in layers["background"].strip("rgba()").split(",")[:3]]
+            assert sum(background) / 3 < 80, f"the widget is not dark: {layers['background']}"
+            assert layers["text"] >= 4.5, layers
+            assert charts["chart"] >= 4.5, charts
+            _shot(widget, "browser-gpt2-dark-charts.png")
+            _tab(widget, "Conventions")
+            expect(widget.locator(".nb-conv")).to_be_visible(timeout=LONG)
+            _shot(widget, "browser-gpt2-dark-conventions.png")
         finally:
             browser.close()

@@ -73,13 +73,12 @@ def test_hostile_names_escaped_everywhere(hostile: Any) -> None:
     latex = hostile.to_latex()
     assert "\\$\\textbackslash{}input\\{x\\}\\$" in latex and "\\textless{}img" in latex
     assert "\\input{x}" not in latex
-    tab = display.widget(hostile)
-    for html in (tab.children[0].value, tab.children[1].children[1].value, tab.children[5].value):
+    view = display.widget(hostile)
+    _no_raw(view.fallback()["text/html"])
+    for html in (display.layers_html(hostile), display.diagnostics_html(hostile)):
         _no_raw(html)
-    picker, math = tab.children[3].children
-    for value in [v for _, v in picker.options]:
-        picker.value = value
-        _no_raw(math.value)
+    for layer in ("", XSS, TEX):
+        _no_raw(display.derivation_html(hostile, layer, 0))
 
 
 def test_csv_json_markdown_latex_roundtrip(small: Any) -> None:
@@ -92,9 +91,9 @@ def test_csv_json_markdown_latex_roundtrip(small: Any) -> None:
     assert data["convention"]["name"] == "nbcount" and data["status"] == "complete"
     assert [row["layer"] for row in data["rows"]] == ["", "0", "1"]
     md = report.to_markdown()
-    assert f"| 0 | Conv2d | \\(1, 8, 6, 6\\) | {224:,} |" in md
+    assert f"| 0 \\(Conv2d\\) | Conv2d | \\(1, 8, 6, 6\\) | {224:,} |" in md  # a bare index names its type
     latex = report.to_latex()
-    assert latex.count(r"\\") == 1 + 3 and "\\begin{tabular}{lllrrrr}" in latex
+    assert latex.count(r"\\") == 1 + 3 + 1 and "\\begin{tabular}{lllrrrr}" in latex  # header, rows, totals
     assert report.to_frame() is not report.table and report.to_frame().equals(report.table)
 
 
@@ -122,9 +121,11 @@ def test_top_n_folds_others_and_png(monkeypatch: Any) -> None:
     model.forward = lambda x: [layer(torch.zeros(1, layer.in_features)) for layer in model][-1]  # type: ignore
     report = nbcount.count(model, (1, 1))
     bars = charts.top_bars(report, "params", top=3)
-    assert bars.labels[:3] == ("11", "10", "9")
+    assert bars.labels[:3] == ("11 (Linear)", "10 (Linear)", "9 (Linear)")  # never a bare index
     assert bars.values == (13, 12, 11, sum(n + 1 for n in sizes[:9]))
-    assert bars.labels[3] == "others (9 layers)"
+    assert bars.labels[3] == "others (9 bars)"
+    by_type = charts.top_bars(report, "params", group="type")
+    assert by_type.labels == ("Linear ×12",) and by_type.values == (sum(n + 1 for n in sizes),)
     import matplotlib.pyplot as plt
 
     before = plt.get_fignums()
@@ -139,47 +140,102 @@ def test_chart_survives_hostile_names(hostile: Any) -> None:
 
 
 # the widget ---------------------------------------------------------------------------------------------
-def test_widget_tabs_and_summary(small: Any) -> None:
+def test_widget_model_rows_and_tabs(small: Any) -> None:
     model, report = small
-    tab = display.widget(report)
-    assert tab.titles == display.TAB_TITLES
-    summary = tab.children[0].value
-    assert f"{sum(p.numel() for p in model.parameters()):,}" in summary
-    assert "FLOPs under the &#x27;nbcount&#x27; convention" in summary and "complete" in summary
-    bundle = tab._repr_mimebundle_()
-    assert set(bundle) == {"text/plain", "text/html", "image/png", "text/markdown",
-                           "application/vnd.jupyter.widget-view+json"}
+    view = display.widget(report)
+    data = view.model
+    assert [t["title"] for t in data["tabs"]] == list(display.TAB_TITLES)
+    assert display.TAB_TITLES[:4] == ("Summary", "Layers", "Charts", "Derivation")
+    rows = data["rows"]
+    assert rows["parent"] == [-1, 0, 0] and rows["path"] == ["", ".0", ".1"]
+    assert rows["params"] == [0, 8 * 3 * 9 + 8, 0]
+    assert rows["macs"] == [0, 3 * 9 * 8 * 6 * 6, 0]
+    assert rows["incl"] == [[0, 8 * 3 * 9 + 8, 3 * 9 * 8 * 6 * 6, report.total_flops]]  # the root's subtotal
+    assert [rows["types"][i] for i in rows["type"]] == ["Sequential", "Conv2d", "ReLU"]
+    summary = data["summary"]
+    assert summary["totals"]["params"] == sum(p.numel() for p in model.parameters())
+    assert summary["convention"]["name"] == "nbcount" and summary["status"] == "complete"
+    conventions = next(t for t in data["tabs"] if t["title"] == "Conventions")
+    assert conventions["lazy"] and conventions["payload"] is None  # built when first opened
+    focus = data["derivations"][str(data["focus"])]
+    assert data["focus"] == 1 and focus["label"] == "0 (Conv2d)"  # the most expensive leaf
+    assert "\\begin{aligned}" in focus["latex"] and any(step[3] == "224" for s in focus["sections"]
+                                                        for step in s["steps"])
 
 
-def test_layers_depth_control(small: Any) -> None:
+def test_widget_answers_derivation_and_lazy_tab_requests(small: Any, monkeypatch: Any) -> None:
     _, report = small
-    slider, table = display.widget(report).children[1].children
-    assert slider.value == 1 and table.value.count("<tr>") == 1 + 3
-    assert "linear-gradient" in table.value and f">{224:,}<" in table.value
-    slider.value = 0
-    assert table.value.count("<tr>") == 1 + 1
+    view = display.widget(report)
+    sent: list[Any] = []
+    monkeypatch.setattr(view, "send", lambda content, buffers=None: sent.append(content))
+    view._answer(view, {"type": "derive", "row": 2}, [])
+    view._answer(view, {"type": "derive", "row": -1}, [])
+    view._answer(view, {"type": "tab", "title": "Conventions"}, [])
+    view._answer(view, {"type": "tab", "title": "No such tab"}, [])
+    relu, totals, conventions, missing = sent
+    assert relu["payload"]["label"] == "1 (ReLU)" and relu["payload"]["row"] == 2
+    assert totals["payload"]["row"] == -1 and totals["payload"]["sections"]
+    matrix = conventions["payload"]
+    assert matrix["kind"] == "conventions" and [c["name"] for c in matrix["columns"]][:2] == ["nbcount", "torch"]
+    conv = next(r for r in matrix["rows"] if r["type"] == "Conv2d")
+    torch_col = [c["name"] for c in matrix["columns"]].index("torch")
+    assert conv["values"][torch_col] == 2 * 3 * 9 * 8 * 6 * 6  # FlopCounterMode's rule: 2 per MAC, no bias
+    assert missing["payload"]["kind"] == "text"
 
 
-def test_charts_controls_redraw(small: Any) -> None:
+def test_display_publishes_fallback_then_widget(small: Any) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()  # display() needs a shell to publish to
     _, report = small
-    controls, out = display.widget(report).children[2].children
-    top, log = controls.children
-    first = out.outputs[0]["data"]["image/png"]
-    log.value = True
-    assert len(out.outputs) == 1 and out.outputs[0]["data"]["image/png"] != first
+    view = display.widget(report)
+    with capture_output() as captured:
+        view._ipython_display_()
+    fallback, live = captured.outputs
+    assert set(fallback.data) == {"text/plain", "text/html"}
+    assert f"nbcount-fallback nbcount-key-{view.key}" in fallback.data["text/html"]
+    assert "data:image/png;base64," in fallback.data["text/html"] and f"{224:,}" in fallback.data["text/plain"]
+    assert set(live.data) == {"application/vnd.jupyter.widget-view+json", "text/plain"}
+    assert live.data["application/vnd.jupyter.widget-view+json"]["model_id"] == view.model_id
 
 
-def test_derivation_picker_typesets_tex(small: Any) -> None:
+def test_registered_tab_appears_in_the_widget(small: Any) -> None:
+    from nbcount import tabs
+
     _, report = small
-    tab = display.widget(report, derive=("0", 0))
-    assert tab.selected_index == 3
-    picker, math = tab.children[3].children
-    assert "$$" in math.value and "\\begin{aligned}" in math.value
-    assert "224" in math.value
-    tex = math.value.split("$$")[1]
-    assert tex.count("{") == tex.count("}")
-    picker.value = ("1", 0)
-    assert "0" in math.value and math.value != display.derivation_html(report, "0", 0)
+
+    @tabs.register_tab("Test rows")
+    def count_rows(rep: Any, options: Any) -> dict[str, Any]:
+        return {"kind": "text", "text": f"{len(rep.rows)} rows"}
+
+    try:
+        data = display.widget(report).model
+        assert data["tabs"][-1] == {"title": "Test rows", "lazy": False, "payload": {"kind": "text", "text": "3 rows"}}
+        with pytest.raises(ValueError, match="registered twice"):
+            tabs.register_tab("Test rows")(count_rows)
+    finally:
+        tabs._TABS.pop("Test rows")
+
+
+def test_front_end_ships_in_the_package() -> None:
+    from nbcount import widget
+
+    js, css = widget.asset("widget.js"), widget.asset("widget.css")
+    assert "export default { render }" in js and "http" not in js.replace("http://www.w3.org/2000/svg", "")
+    assert "innerHTML" not in js  # names are written as text, never as markup
+    assert "--jp-layout-color1" in css and "--jp-ui-font-color1" in css  # follows JupyterLab's (dark) theme
+
+
+def test_shared_and_unused_findings() -> None:
+    from nbcount import zoo
+
+    report = nbcount.count(zoo.unused_conv(), (1, 1, 8, 8))
+    findings = display.widget(report).model["summary"]["findings"]
+    kinds = [f[0] for f in findings]
+    assert "unused module" in kinds and "shared parameters" in kinds
+    assert any("conv2" in f[1] and "never called" in f[1] for f in findings)
+    assert "never called" in display.diagnostics_html(report)
 
 
 def test_reveal_is_folded(small: Any) -> None:
@@ -189,22 +245,22 @@ def test_reveal_is_folded(small: Any) -> None:
     assert "\\begin{aligned}" in folded.children[0].value
 
 
-def test_shared_and_unused_findings() -> None:
-    from nbcount import zoo
-
-    report = nbcount.count(zoo.unused_conv(), (1, 1, 8, 8))
-    tab = display.widget(report)
-    summary, diagnostics = tab.children[0].value, tab.children[5].value
-    assert "unused_module" in summary and "conv2" in summary and "shared_params" in summary
-    assert "conv2" in diagnostics and "never called" in diagnostics
-
-
-def test_without_ipywidgets_falls_back(small: Any, monkeypatch: Any) -> None:
+def test_chart_method(small: Any) -> None:
     _, report = small
-    monkeypatch.setitem(sys.modules, "ipywidgets", None)
-    display._report_tab_class.cache_clear()
+    chart = report.chart("flops", log=True)
+    assert chart._repr_mimebundle_()["image/png"] and chart.figure().axes
+    with pytest.raises(ValueError, match="unknown metric"):
+        report.chart("bogus")
+
+
+def test_without_anywidget_falls_back(small: Any, monkeypatch: Any) -> None:
+    from nbcount import widget
+
+    _, report = small
+    monkeypatch.setitem(sys.modules, "anywidget", None)
+    widget.widget_class.cache_clear()
     try:
-        with pytest.raises(ImportError, match="pip install ipywidgets"):
+        with pytest.raises(ImportError, match="pip install anywidget"):
             display.widget(report)
         from IPython.utils.capture import capture_output
 
@@ -212,4 +268,4 @@ def test_without_ipywidgets_falls_back(small: Any, monkeypatch: Any) -> None:
             display.show(report)
         assert set(captured.outputs[0].data) == {"text/plain", "text/html", "image/png", "text/markdown"}
     finally:
-        display._report_tab_class.cache_clear()
+        widget.widget_class.cache_clear()

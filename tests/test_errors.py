@@ -182,7 +182,7 @@ CASES: dict[str, Case] = {
     "module_dict": Case(lambda: nn.ModuleDict({"a": nn.Linear(2, 2)}), {"input_size": (1, 2)}, TypeError,
                         ("container without a forward",)),
     "bare_module": Case(nn.Module, {"input_size": (1, 2)}, TypeError, ("no forward() method",)),
-    "lazy": Case(lambda: nn.LazyLinear(3), {"input_size": (1, 2)}, TypeError, ("lazy", "model(x)")),
+    "lazy": Case(lambda: nn.LazyConv2d(4, 3), {"input_size": (1, 2)}, TypeError, ("lazy", "model(x)")),
     # count()'s own arguments
     "both_inputs": Case(one(lambda: nn.Linear(2, 2)), {"input_size": (1, 2), "inputs": torch.ones(1, 2)},
                         InputError, ("exactly one",)),

@@ -15,6 +15,7 @@ from IPython.utils.capture import capture_output
 from torch import nn
 
 VIEW = "application/vnd.jupyter.widget-view+json"
+TITLES = ["Summary", "Layers", "Charts", "Derivation", "Conventions", "Diagnostics"]
 FALLBACK = {"text/plain", "text/html", "image/png", "text/markdown"}
 
 
@@ -235,15 +236,17 @@ def test_usage_errors(run: Any, ip: Any, line: str, message: str) -> None:
 
 
 # display options ------------------------------------------------------------------------------------
-def test_default_display_is_widget_with_fallback(run: Any, ip: Any) -> None:
+def test_default_display_is_fallback_then_widget(run: Any, ip: Any) -> None:
     ip.user_ns["seq"] = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
     captured = run("seq -i 1,3,8,8")
-    (output,) = captured.outputs
-    assert set(output.data) == FALLBACK | {VIEW}
-    assert "application/json" not in output.data
-    tab = tab_of(captured)
-    assert tab.titles == ("Summary", "Layers", "Charts", "Derivation", "Conventions", "Diagnostics")
-    assert f"{conv_params(3, 8, 3):,}" in tab.children[0].value
+    fallback, live = captured.outputs
+    assert set(fallback.data) == {"text/plain", "text/html"} and "nbcount-fallback" in fallback.data["text/html"]
+    assert set(live.data) == {VIEW, "text/plain"}
+    assert "application/json" not in live.data
+    view = tab_of(captured)
+    assert [t["title"] for t in view.model["tabs"]] == TITLES
+    assert view.model["summary"]["totals"]["params"] == conv_params(3, 8, 3)
+    assert f"{conv_params(3, 8, 3):,}" in fallback.data["text/html"]
 
 
 def test_quiet_shows_nothing(run: Any, ip: Any) -> None:
@@ -265,11 +268,10 @@ def test_static_and_config_widget_off(run: Any, ip: Any) -> None:
 def test_derive_layer_opens_derivation(run: Any, ip: Any) -> None:
     ip.user_ns["seq"] = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
     captured = run("seq -i 1,3,8,8 --derive 0")
-    tab = tab_of(captured)
-    assert tab.selected_index == 3
-    picker, math = tab.children[3].children
-    assert picker.value == ("0", 0)
-    assert f"{conv_params(3, 8, 3):,}".replace(",", "{,}") in math.value
+    data = tab_of(captured).model
+    assert data["open"] == "Derivation" and data["focus"] == 1
+    latex = data["derivations"]["1"]["latex"]
+    assert f"{conv_params(3, 8, 3):,}".replace(",", "{,}") in latex
     shown = [o.data["text/plain"] for o in captured.outputs if VIEW not in o.data]
     assert shown and any(f"= {conv_params(3, 8, 3)}" in text for text in shown)
 
@@ -278,19 +280,19 @@ def test_derive_repeated_call_and_totals(run: Any, ip: Any) -> None:
     ip.run_cell("class Twice(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
                 "        self.conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)\n"
                 "    def forward(self, x):\n        return self.conv(self.conv(x))\ntwice = Twice()")
-    picker = tab_of(run("twice -i 1,1,6,6 --derive conv#1")).children[3].children[0]
-    assert picker.value == ("conv", 1)
-    picker = tab_of(run("twice -i 1,1,6,6 --derive")).children[3].children[0]
-    assert picker.value == (None, 0)
+    data = tab_of(run("twice -i 1,1,6,6 --derive conv#1   # the second call")).model
+    assert data["focus"] == 2 and data["derivations"]["2"]["label"] == "conv#1"
+    data = tab_of(run("twice -i 1,1,6,6 --derive")).model
+    assert data["focus"] == -1 and "-1" in data["derivations"]
 
 
 def test_depth_and_columns(run: Any, ip: Any) -> None:
     ip.user_ns["nested"] = nn.Sequential(nn.Sequential(nn.Linear(4, 4), nn.ReLU()), nn.Linear(4, 2))
-    layers = tab_of(run("nested -i 1,4 --depth 1 --columns layer,params")).children[1]
-    slider, table = layers.children
-    assert slider.value == 1
-    assert table.value.count("<tr>") == 1 + 3  # header + root + two depth-1 children
-    assert ">layer</th>" in table.value and ">params</th>" in table.value and ">macs</th>" not in table.value
+    captured = run("nested -i 1,4 --depth 1 --columns layer,params_incl")
+    assert tab_of(captured).model["depth"] == 1
+    table = captured.outputs[0].data["text/html"].split("<table class='nbcount-table")[1]
+    assert table.count("<tr>") == 1 + 3 + 1  # header, root + two depth-1 children, totals
+    assert ">layer</th>" in table and ">params</th>" in table and ">MACs</th>" not in table
 
 
 def test_config_depth_units_columns_top(run: Any, ip: Any) -> None:
@@ -301,20 +303,21 @@ def test_config_depth_units_columns_top(run: Any, ip: Any) -> None:
     captured = run("nested -i 1,400")
     text = captured.outputs[0].data["text/plain"]
     assert f"parameters (unique): {(400 * 400 + 400 + 400 * 2 + 2) / 1e3:.2f} k" in text
-    tab = tab_of(captured)
-    slider, table = tab.children[1].children
-    assert slider.value == 0 and table.value.count("<tr>") == 2
-    top, log = tab.children[2].children[0].children
-    assert top.value == 1 and log.value is True
+    data = tab_of(captured).model
+    assert data["depth"] == 0
+    charts = next(t["payload"] for t in data["tabs"] if t["title"] == "Charts")
+    assert charts["top"] == 1 and charts["log"] is True
 
 
-def test_compare_option(run: Any, ip: Any) -> None:
+def test_compare_option(run: Any, ip: Any, monkeypatch: Any) -> None:
     ip.user_ns["lin84"] = nn.Linear(8, 4)
-    tab = tab_of(run("lin84 -i 1,8 --compare nbcount,macs"))
-    assert tab.nbcount_options.compare == ("nbcount", "macs")
-    html = tab.children[4].value
-    assert "nbcount-compare" in html or "not available" in html
-    assert tab_of(run("lin84 -i 1,8 --compare")).nbcount_options.compare is not None
+    view = tab_of(run("lin84 -i 1,8 --compare nbcount,macs"))
+    assert view.options.compare == ("nbcount", "macs")
+    sent: list[Any] = []
+    monkeypatch.setattr(view, "send", lambda content, buffers=None: sent.append(content))
+    view._answer(view, {"type": "tab", "title": "Conventions"}, [])
+    assert [c["name"] for c in sent[0]["payload"]["columns"]] == ["nbcount", "macs"]
+    assert tab_of(run("lin84 -i 1,8 --compare")).options.compare is not None
 
 
 def test_device_meta_builds_without_memory(run: Any, ip: Any) -> None:
@@ -344,3 +347,58 @@ def test_help_lists_every_option(ip: Any) -> None:
         ip.run_line_magic("config", "NetCount")
     for trait in ("convention", "units", "depth", "columns", "top", "log_scale", "widget"):
         assert f"NetCount.{trait}" in captured.stdout
+        assert f"NetCount.{trait} = " in doc  # %netcount? lists the settings too
+    assert "::" not in doc and "Examples:" in doc and "%%netcount -i 1,3,32,32" in doc
+
+
+# a good citizen: comments, lazy modules, short errors, partial reports, progress --------------------------
+def test_trailing_comments_on_magic_lines(run: Any, ip: Any) -> None:
+    run("-i 1,4 -o r -q   # count the cell's model", "m = nn.Linear(4, 3)")
+    assert ip.user_ns["r"].total_params == 4 * 3 + 3
+    run("m -i '1, 4' -o r2 -q # quoted '#' stays: '#'")
+    assert ip.user_ns["r2"].total_params == 4 * 3 + 3
+
+
+def test_lazy_modules_counted_without_touching_the_model(run: Any, ip: Any) -> None:
+    from torch.nn.parameter import UninitializedParameter
+
+    cell = "model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(10))"
+    run("-i 1,3,32,32 -o r -q", cell)
+    model = ip.user_ns["model"]
+    expected = conv_params(3, 8, 3) + (8 * 30 * 30) * 10 + 10  # LazyLinear gets in_features = 8·30·30
+    assert ip.user_ns["r"].total_params == expected
+    assert isinstance(model[3].weight, UninitializedParameter) and type(model[3]).__name__ == "LazyLinear"
+    assert model.training  # the mode is restored too
+    assert any("lazy module 3 (LazyLinear)" in d.message for d in ip.user_ns["r"].diagnostics)
+
+
+def test_failure_is_short_names_magic_options_and_keeps_partial_report(run: Any, ip: Any) -> None:
+    ip.run_cell("class Tokens(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                "        self.proj = nn.Linear(4, 4)\n        self.emb = nn.Embedding(10, 4)\n"
+                "    def forward(self, x):\n        return self.emb(self.proj(x))\ntokens = Tokens()")
+    ip.user_ns.pop("partial", None)
+    with pytest.raises(UsageError) as caught:
+        run("tokens -i 1,4 -o partial")
+    message = str(caught.value)
+    assert "layer 'emb' (Embedding)" in message and "--dtype long" in message
+    assert "dtype=torch.long" not in message and "e.report" not in message and "Traceback" not in message
+    assert "the partial report is in partial (partial.table)" in message
+    assert list(ip.user_ns["partial"].table["layer"]) == ["", "proj", "emb"]
+    with pytest.raises(UsageError, match="add -o NAME to keep the partial report"):
+        run("tokens -i 1,4")
+
+
+def test_progress_line_for_slow_counts(ip: Any) -> None:
+    import time
+
+    from nbcount.progress import progress
+
+    with capture_output() as captured:
+        with progress("counting slow", delay=0.05):
+            time.sleep(0.3)
+    texts = [o.data["text/plain"] for o in captured.outputs]
+    assert texts and texts[-1].startswith("counted slow in ")
+    with capture_output() as quick:
+        with progress("counting fast", delay=5):
+            pass
+    assert quick.outputs == []

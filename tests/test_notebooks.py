@@ -110,27 +110,31 @@ def child(state: dict[str, Any], ref: str) -> dict[str, Any]:
 
 
 def views(nb: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(output data, TabModel state) of every nbcount widget the notebook displayed."""
+    """(fallback output data, widget model) of every nbcount widget the notebook displayed.
+
+    The magic publishes the static fallback (text/html, text/plain) and then the widget, whose saved
+    state holds the compact report model the front end draws.
+    """
     state = widget_state(nb)
     found = []
     for cell in nb.cells:
-        for output in cell.get("outputs", []):
+        outputs = cell.get("outputs", [])
+        for k, output in enumerate(outputs):
             data = output.get("data", {})
-            if VIEW in data and state[data[VIEW]["model_id"]]["model_name"] == "TabModel":
-                found.append((data, state[data[VIEW]["model_id"]]["state"]))
+            model = state.get(data[VIEW]["model_id"], {}) if VIEW in data else {}
+            if model.get("state", {}).get("_anywidget_id", "").endswith("ReportWidget"):
+                fallback = outputs[k - 1].get("data", {}) if k else {}
+                found.append((fallback, model["state"]["model"]))
     return found
 
 
-def tab_parts(nb: Any, tab: dict[str, Any]) -> dict[str, Any]:
-    """The contents of each tab: HTML strings, the chart outputs, the derivation's TeX."""
-    state = widget_state(nb)
-    summary, layers, charts, derivation, conventions, diagnostics = (child(state, r) for r in tab["children"])
-    table = child(state, layers["state"]["children"][1])["state"]["value"]
-    output = child(state, charts["state"]["children"][1])["state"]["outputs"]
-    math = child(state, derivation["state"]["children"][1])
-    return {"summary": summary["state"]["value"], "table": table, "chart": output,
-            "math_model": math["model_name"], "tex": math["state"]["value"],
-            "conventions": conventions["state"]["value"], "diagnostics": diagnostics["state"]["value"]}
+def tab_parts(fallback: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """What a reader sees: totals, findings, the fallback's layer table and chart, the opened derivation."""
+    summary = model["summary"]
+    derivation = model["derivations"].get(str(model["focus"]), {})
+    return {"summary": "\n".join(f"{k}: {v}" for k, v in summary["items"]), "table": fallback["text/html"],
+            "findings": [f[0] for f in summary["findings"]], "tex": derivation.get("latex", ""),
+            "derivation": derivation, "tabs": [t["title"] for t in model["tabs"]]}
 
 
 def text_of(nb: Any) -> str:
@@ -148,23 +152,22 @@ def check_views(nb: Any) -> list[dict[str, Any]]:
     found = views(nb)
     assert found, "no nbcount widget in the outputs"
     parts = []
-    for data, tab in found:
-        assert tab["titles"] == TITLES
-        assert {"text/plain", "text/html", "image/png"} <= set(data) and "application/json" not in data
-        assert data["image/png"] and "data:image/png;base64," in data["text/html"]
-        got = tab_parts(nb, tab)
-        assert got["table"].count("<tr>") >= 2 and "nbcount-layers" in got["table"]
-        assert got["chart"] and got["chart"][0]["data"]["image/png"]
-        assert got["math_model"] == "HTMLMathModel"
-        tex = got["tex"].split("$$")[1::2]
-        assert tex and all("\\begin{aligned}" in t and t.count("{") == t.count("}") for t in tex)
+    for fallback, model in found:
+        got = tab_parts(fallback, model)
+        assert got["tabs"] == TITLES
+        assert {"text/plain", "text/html"} <= set(fallback) and "application/json" not in fallback
+        assert f"nbcount-fallback nbcount-key-{model['key']}" in fallback["text/html"]
+        assert "data:image/png;base64," in fallback["text/html"] and "nbcount-table" in fallback["text/html"]
+        assert got["table"].count("<tr>") >= 2
+        tex = got["tex"]
+        assert "\\begin{aligned}" in tex and tex.count("{") == tex.count("}")
         parts.append(got)
     return parts
 
 
 def rows_of(table_html: str) -> list[str]:
     """The layer column of a rendered table."""
-    return re.findall(r'class="data row\d+ col0" >([^<]*)</td>', table_html)
+    return re.findall(r"<tr><td style='text-align:left;padding-left:[\d.]+em'>([^<]*)</td>", table_html)
 
 
 # one test per notebook ------------------------------------------------------------------------------------
@@ -172,9 +175,9 @@ def check_quickstart_outputs(nb: Any) -> None:
     first = check_views(nb)[0]
     params = (8 * 3 * 9 + 8) + 2 * 8 + (16 * 8 * 9 + 16) + (16 * 8 * 8 * 10 + 10)
     assert f"{params:,}" in first["summary"]
-    assert rows_of(first["table"]) == ["(root)", "conv1", "bn1", "pool", "conv2", "pool [call 1]", "fc"]
+    assert rows_of(first["table"]) == ["(root)", "conv1", "bn1", "pool", "conv2", "pool#1", "fc"]
     fc = check_views(nb)[1]
-    assert "fc" in fc["tex"] and f"{16 * 8 * 8 * 10 + 10:,}".replace(",", "{,}") in fc["tex"]
+    assert fc["derivation"]["label"] == "fc" and f"{16 * 8 * 8 * 10 + 10:,}".replace(",", "{,}") in fc["tex"]
     static = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "execute_result"
               and "image/png" in o.get("data", {}) and VIEW not in o["data"]]
     assert static and {"text/plain", "text/html", "image/png", "text/markdown"} == set(static[0]["data"])
@@ -200,7 +203,7 @@ def check_lenet_paddle_outputs(nb: Any) -> None:
 
 def check_alexnet_outputs(nb: Any) -> None:
     view = check_views(nb)[0]
-    assert "features.0" in view["tex"]
+    assert view["derivation"]["label"] == "features.0"
     text = text_of(nb)
     assert "correct:        [11, 19, 51, 67, 99, 131, 163, 195]" in text
     assert f"= {105_705_600:,}" in text
@@ -208,8 +211,8 @@ def check_alexnet_outputs(nb: Any) -> None:
 
 def check_sharing_outputs(nb: Any) -> None:
     case1, case2, case3 = check_views(nb)
-    assert "shared_params" in case2["diagnostics"] and "unused_module" in case3["diagnostics"]
-    assert rows_of(case2["table"]) == ["(root)", "conv1", "conv1 [call 1]"]
+    assert "shared parameters" in case2["findings"] and "unused module" in case3["findings"]
+    assert rows_of(case2["table"]) == ["(root)", "conv1", "conv1#1"]
     assert "registered: 18, used by forward: 9" in text_of(nb)
 
 
@@ -220,7 +223,7 @@ def check_conventions_outputs(nb: Any) -> None:
 
 def check_llm_outputs(nb: Any) -> None:
     gpt = check_views(nb)[0]
-    assert "124,439,808" in gpt["summary"] and "shared_params" in gpt["diagnostics"]
+    assert "124,439,808" in gpt["summary"] and "shared parameters" in gpt["findings"]
     text = text_of(nb)
     assert "6,738,415,616 parameters" in text and "68,976,648,192 parameters" in text
 

@@ -46,19 +46,28 @@ class TinyNet(nn.Module):
 model = TinyNet()
 
 # %% [markdown]
-# **Reading the widget.**
+# **Reading the widget.** The line on top holds the totals; each tab fits the screen and scrolls inside.
 #
 # - **Summary**: the totals. *Parameters (unique)* counts every parameter tensor once; *used by the
 #   forward pass* leaves out modules that were never called. FLOPs are always labelled with the
 #   *convention* that produced them — tools disagree about what a FLOP is (see notebook 06).
 #   *Status* says whether every operation had a counting rule (`complete`) or the total is a
 #   `lower bound`.
-# - **Layers**: one row per module call, indented by depth, with inline bars. Drag the depth slider.
-# - **Charts**: the biggest layers by parameters, FLOPs and activation memory; the rest are summed
-#   into "others". Try the log scale.
-# - **Derivation**: pick a layer to see each number as *formula → substituted numbers → value*.
-# - **Conventions** and **Diagnostics**: how other tools would count this model, and anything you
-#   should know (shared weights, unused modules, operations without a rule).
+# - **Layers**: the model as a tree. Every row shows its *subtotal* — the module plus everything that ran
+#   inside it — so a collapsed block still carries its whole cost, and the `total` row at the bottom is
+#   the model's. Click ▸ to expand, a column header to sort, type in the filter box to find a layer,
+#   tick *own costs only* to see each row's own operations. Repeated blocks (twelve transformer layers)
+#   are folded into one row such as `h.0–h.11 ×12`. Click a row to open its derivation.
+# - **Charts**: the biggest layers by FLOPs, parameters, MACs or activation memory, per layer, per
+#   repeated block or per module type; hover a bar for its exact value, click it for its derivation.
+# - **Derivation**: every number of one layer as *formula → substituted numbers → value*, with buttons
+#   to copy it as LaTeX or text.
+# - **Conventions** and **Diagnostics**: how other tools would count this model, with the reason for each
+#   difference one click away, and anything you should know (shared weights, unused modules, operations
+#   without a rule).
+#
+# The same output also carries a static copy (the totals, the layer table and a chart) that GitHub,
+# nbviewer and `jupyter nbconvert` show where the widget cannot run.
 #
 # Check the first convolution by hand: a 3×3 kernel over 3 input channels, 8 filters, one bias each:
 # $8 \cdot (3 \cdot 3 \cdot 3) + 8 = 224$ parameters. Every one of the 32×32×8 outputs needs
@@ -76,7 +85,8 @@ print(f"{report.total_params:,} parameters, {report.total_macs:,} MACs, "
 # ## 2. Count a model you already have
 #
 # The line magic `%netcount NAME` counts an existing variable. `--derive LAYER` opens the derivation
-# of one layer and also prints it below the widget.
+# of one layer and also prints it below the widget (`LAYER#1` names a layer's second call, like `pool#1`
+# in the table above). `%netcount?` lists every option with examples.
 
 # %%
 %netcount model -i 1,3,32,32 --derive fc
@@ -89,12 +99,16 @@ print(f"{report.total_params:,} parameters, {report.total_macs:,} MACs, "
 
 # %%
 report = nbcount.count(model, (1, 3, 32, 32))
-report.table[["layer", "type", "output_shape", "params", "macs", "flops"]]
+report.table[["layer", "type", "output_shape", "params", "params_incl", "macs_incl", "flops_incl"]]
 
 # %% [markdown]
-# Without a widget frontend (a static HTML export, GitHub, a terminal) the report still shows: the
-# `Report` object itself renders as an HTML table with the chart, and as plain text. Exports for
-# course material: `to_csv()`, `to_markdown()`, `to_latex()` and `to_json()`.
+# `report.table` has each call's own figures (`params`, `macs`, `flops`) and its subtotals
+# (`params_incl`, `macs_incl`, `flops_incl`: the module plus everything inside it; the first row, the
+# model itself, equals the totals).
+#
+# The `Report` object itself renders as a static HTML table with a chart, and as plain text, anywhere.
+# Exports for course material: `to_csv()`, `to_markdown()`, `to_latex()` and `to_json()`; `report.chart()`
+# draws matplotlib bar charts, `report.show()` the widget.
 
 # %%
 report
@@ -105,8 +119,8 @@ print(report.to_markdown().splitlines()[-1])
 # %% [markdown]
 # ## 4. Settings you want every time
 #
-# `%config NetCount` lists the defaults the magics read — convention, number units, table depth,
-# columns, chart size. For example, show totals in SI units only and the top two levels of the table:
+# `%config NetCount` lists the defaults the magics read — convention, number units, tree depth,
+# columns, chart size. For example, show totals in SI units only and the top two levels of the tree:
 
 # %%
 %config NetCount.units = "si"
