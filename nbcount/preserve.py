@@ -1,42 +1,44 @@
-"""Leave the user's model and process exactly as they were: attributes, tensors, hooks, RNG, grad mode.
+"""What a count may touch outside its stand-in, and how it is put back.
 
-What a count may touch and how it is put back:
-- every module's attributes (``training``, caches a forward assigns, hook / parameter / buffer dicts): a
-  shallow snapshot of ``__dict__`` and of the dicts, lists and sets in it, restored in place and in order;
-- buffers (BatchNorm running statistics, ``num_batches_tracked``): copied before, written back after;
-- parameters: copied on their first in-place write (``before_write``, called by capture's dispatch mode),
-  so a count never doubles the model's memory (views and ``.data`` writes included, by storage);
-- ``.data`` swapped under a tensor: the original data is put back;
-- ``.grad`` of every parameter (a training count runs a backward pass): the same object, or None, as before;
-- the global RNG states (torch CPU, CUDA if initialised, Python ``random``, NumPy if imported) and grad mode.
+A count runs on a stand-in of the model (``nbcount.capture.standin``), so the user's model is only read.
+Two things remain, and this module handles them:
+
+- **modules that cannot be copied** (TorchScript children: their tensors and flags live in C++) run live.
+  ``Keeper`` snapshots them and restores them: attributes and the containers inside them at every level
+  (dicts, lists, sets, deques), the training flag of every module (C++ flags included), buffers (copied
+  before, written back after), parameters (copied on their first in-place write: ``before_write``, which
+  the run calls before every op), ``.data`` swapped under a tensor, ``requires_grad``, ``.grad``.
+- **the process**: ``process_state()`` puts back the global RNGs (torch, CUDA, Python ``random``, NumPy)
+  when the forward drew from them, and the grad mode.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import random
 import sys
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-_active = threading.local()
-_MISSING = object()
 _locks: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _locks_guard = threading.Lock()
+_CONTAINERS = (dict, list, set, collections.deque)
+_DEPTH = 8
 
 
-def _model_lock(model: nn.Module) -> threading.RLock:
-    """One re-entrant lock per model: two threads counting the same model take turns (snapshots never interleave)."""
+def _module_lock(module: nn.Module) -> threading.RLock:
+    """One re-entrant lock per live module: two counts that both run it live take turns."""
     with _locks_guard:
-        lock = _locks.get(model)
+        lock = _locks.get(module)
         if lock is None:
-            lock = _locks[model] = threading.RLock()
+            lock = _locks[module] = threading.RLock()
         return lock
 
 
@@ -80,104 +82,78 @@ def _written_args(func: Any, cache: dict[Any, tuple[tuple[int, str], ...]]) -> t
     return found
 
 
-def _snapshot_dict(obj: Any) -> dict[str, tuple[Any, Any]]:
-    """``name -> (value, shallow copy of its contents or None)`` for every attribute of ``obj``."""
-    saved = {}
-    for name, value in obj.__dict__.items():
-        copy = None
-        if isinstance(value, dict):
-            copy = list(value.items())
-        elif isinstance(value, (list, set)):
-            copy = list(value)
-        saved[name] = (value, copy)
-    return saved
+# containers, at every level ---------------------------------------------------------------------------
+def _snapshot(value: Any, depth: int = 0) -> Any:
+    """``(value, [(item, snapshot of item)...])`` for a container, None for anything else."""
+    if not isinstance(value, _CONTAINERS) or depth > _DEPTH:
+        return None
+    items = list(value.items()) if isinstance(value, dict) else list(value)
+    inner = [_snapshot(v[1] if isinstance(value, dict) else v, depth + 1) for v in items]
+    return (value, items, inner)
 
 
-def _restore_container(value: Any, copy: list[Any]) -> None:
+def _restore(saved: Any) -> None:
+    """Put a container (and the containers inside it) back to the items it held, in place."""
+    if saved is None:
+        return
+    value, items, inner = saved
     if isinstance(value, dict):
         now = list(value.items())
-        if len(now) != len(copy) or any(a[0] != b[0] or a[1] is not b[1] for a, b in zip(now, copy)):
+        if len(now) != len(items) or any(a[0] is not b[0] or a[1] is not b[1] for a, b in zip(now, items)):
             value.clear()
-            value.update(copy)
-    elif len(value) != len(copy) or any(a is not b for a, b in zip(value, copy)):
+            value.update(items)
+    elif len(value) != len(items) or any(a is not b for a, b in zip(value, items)):
         value.clear()
-        if isinstance(value, list):
-            value.extend(copy)
-        else:
-            value.update(copy)
+        value.extend(items) if not isinstance(value, set) else value.update(items)
+    for child in inner:
+        _restore(child)
 
 
-def _restore_dict(obj: Any, saved: dict[str, tuple[Any, Any]]) -> None:
-    attrs = obj.__dict__
+def _snapshot_attrs(module: nn.Module) -> dict[str, tuple[Any, Any]]:
+    return {name: (value, _snapshot(value)) for name, value in module.__dict__.copy().items()}
+
+
+def _restore_attrs(module: nn.Module, saved: dict[str, tuple[Any, Any]]) -> None:
+    attrs = module.__dict__
     for name in [n for n in attrs if n not in saved]:
         del attrs[name]
-    for name, (value, copy) in saved.items():
-        if attrs.get(name, _MISSING) is not value:
+    for name, (value, inner) in saved.items():
+        if attrs.get(name, _restore) is not value:
             attrs[name] = value
-        if copy is not None:
-            _restore_container(value, copy)
-
-
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "random": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        state["numpy"] = numpy.random.get_state()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["random"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if "numpy" in state:
-        sys.modules["numpy"].random.set_state(state["numpy"])
-
-
-def _set_training(model: nn.Module, modules: list[nn.Module], training: bool) -> None:
-    """``model.train(training)`` (custom overrides honoured); flag by flag for a module nested in itself."""
-    try:
-        model.train(training)
-    except RecursionError:
-        for m in modules:
-            m.training = training
+        _restore(inner)
 
 
 class Keeper:
-    """Everything one count must put back; ``restore()`` does it."""
+    """Everything counting may change on live modules; ``restore()`` puts it back."""
 
-    def __init__(self, model: nn.Module):
-        self.modules = list(model.modules())  # memoised: a module nested in itself appears once
-        self.attrs = [(m, _snapshot_dict(m)) for m in self.modules]
-        self.tensors: dict[int, tuple[torch.Tensor, torch.Tensor, tuple[Any, ...], bool]] = {}
+    def __init__(self, roots: Sequence[nn.Module]):
+        self.modules = list({id(m): m for root in roots for m in root.modules()}.values())
+        self.attrs = [(m, _snapshot_attrs(m)) for m in self.modules]
+        self.flags = [(m, m.training) for m in self.modules]  # read through the class: C++ flags too
+        tensors = list(self._tensors())
+        self.tensors = {id(t): (t, t.data, _layout(t), t.requires_grad) for t, _ in tensors}
         self.by_storage: dict[int, list[torch.Tensor]] = {}
-        for t, is_param in self._model_tensors():
-            self.tensors[id(t)] = (t, t.data, _layout(t), t.requires_grad)
+        for t, is_param in tensors:
             key = _tensor_key(t)
             if key is not None and is_param:
                 self.by_storage.setdefault(key, []).append(t)
-        self.buffer_copies = {id(b): b.detach().clone() for b, is_param in self._model_tensors()
+        self.buffer_copies = {id(b): b.detach().clone() for b, is_param in tensors
                               if not is_param and _tensor_key(b) is not None}
-        self.grads = [(t, t.grad) for t, is_param in self._model_tensors() if is_param]
+        self.grads = [(t, t.grad) for t, is_param in tensors if is_param]
         self.param_copies: dict[int, torch.Tensor] = {}
         self.schema_cache: dict[Any, tuple[tuple[int, str], ...]] = {}
-        self.rng = _rng_state()
-        self.grad_enabled = torch.is_grad_enabled()
 
-    def _model_tensors(self) -> Iterator[tuple[torch.Tensor, bool]]:
+    def _tensors(self) -> Iterator[tuple[torch.Tensor, bool]]:
         seen: set[int] = set()
         for m in self.modules:
             for table, is_param in ((m._parameters, True), (m._buffers, False)):
-                for t in table.values():
+                for t in list(table.values()):
                     if t is not None and id(t) not in seen:
                         seen.add(id(t))
                         yield t, is_param
 
     def before_write(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """Copy a parameter about to be written in place by ``func`` (once per parameter)."""
+        """Copy a live parameter about to be written in place by ``func`` (once per parameter)."""
         if not self.by_storage:
             return
         for index, name in _written_args(func, self.schema_cache):
@@ -192,11 +168,12 @@ class Keeper:
                             self.param_copies[id(param)] = param.detach().clone()
 
     def restore(self) -> None:
-        """Put back RNG, grad mode, attributes, tensor data, parameter and buffer values, gradients."""
-        _set_rng_state(self.rng)
-        torch.set_grad_enabled(self.grad_enabled)
+        """Put back attributes, containers, training flags, tensor data and values, gradients."""
         for module, saved in self.attrs:
-            _restore_dict(module, saved)
+            _restore_attrs(module, saved)
+        for module, flag in self.flags:
+            if module.training != flag:
+                module.training = flag  # a ScriptModule forwards this to its C++ attribute
         with torch.no_grad():
             for key, (t, data, layout, requires_grad) in self.tensors.items():
                 if _layout(t) != layout:
@@ -211,24 +188,65 @@ class Keeper:
                     t.grad = grad
 
 
-def before_write(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Called by capture's dispatch mode before every op: protects the model being counted on this thread."""
-    keeper = getattr(_active, "keeper", None)
-    if keeper is not None:
-        keeper.before_write(func, args, kwargs)
+@contextlib.contextmanager
+def kept(roots: Sequence[nn.Module]) -> Iterator[Keeper | None]:
+    """Within: `roots` (live modules a count runs) may change; after: everything restored. None: no roots."""
+    if not roots:
+        yield None
+        return
+    with contextlib.ExitStack() as locks:
+        for root in roots:
+            locks.enter_context(_module_lock(root))
+        keeper = Keeper(roots)
+        try:
+            yield keeper
+        finally:
+            keeper.restore()
+
+
+# the process -----------------------------------------------------------------------------------------
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "random": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        state["numpy"] = numpy.random.get_state()
+    return state
+
+
+def _changed(key: str, before: Any, after: Any) -> bool:
+    if key == "torch":
+        return not torch.equal(before, after)
+    if key == "cuda":
+        return len(before) != len(after) or any(not torch.equal(a, b) for a, b in zip(before, after))
+    if key == "numpy":
+        return before[0] != after[0] or before[2:] != after[2:] or bool((before[1] != after[1]).any())
+    return bool(before != after)
+
+
+def _put_back(key: str, state: Any) -> None:
+    if key == "torch":
+        torch.set_rng_state(state)
+    elif key == "cuda":
+        torch.cuda.set_rng_state_all(state)
+    elif key == "random":
+        random.setstate(state)
+    else:
+        sys.modules["numpy"].random.set_state(state)
 
 
 @contextlib.contextmanager
-def preserved(model: nn.Module, mode: str) -> Iterator[Keeper]:
-    """Within: the model in `mode` ("eval", "train" or "same"); after: everything restored."""
-    with _model_lock(model):
-        keeper = Keeper(model)
-        outer = getattr(_active, "keeper", None)
-        _active.keeper = keeper
-        try:
-            if mode in ("eval", "train"):
-                _set_training(model, keeper.modules, mode == "train")
-            yield keeper
-        finally:
-            _active.keeper = outer
-            keeper.restore()
+def process_state() -> Iterator[None]:
+    """Within: the forward may draw from the global RNGs; after: each one it drew from is put back, and the
+    grad mode is as before. An RNG the count did not touch is left alone (another thread may be using it)."""
+    before = _rng_state()
+    grad_enabled = torch.is_grad_enabled()
+    try:
+        yield
+    finally:
+        torch.set_grad_enabled(grad_enabled)
+        after = _rng_state()
+        for key, state in before.items():
+            if key in after and _changed(key, state, after[key]):
+                _put_back(key, state)

@@ -1,0 +1,84 @@
+"""The tensor book: a stable identity for every tensor a run sees, its metadata, and live / peak bytes."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import torch
+
+from nbcount.capture.attrs import tensors_of
+from nbcount.types import TensorMeta
+
+
+class _TensorIds:
+    """tensor -> int by identity, without keeping tensors alive: WeakIdKeyDictionary's contract at a tenth
+    of its lookup cost (a lookup makes no weak reference; only an insertion does)."""
+
+    __slots__ = ("entries", "drop", "__weakref__")
+
+    def __init__(self) -> None:
+        self.entries: dict[int, tuple[weakref.KeyedRef, int]] = {}
+        selfref = weakref.ref(self)
+
+        def drop(ref: weakref.KeyedRef) -> None:  # the tensor died: its id() may be reused
+            me = selfref()
+            if me is not None and (entry := me.entries.get(ref.key)) is not None and entry[0] is ref:
+                del me.entries[ref.key]
+
+        self.drop = drop
+
+    def get(self, t: Any, default: Any = None) -> Any:
+        entry = self.entries.get(id(t))
+        return entry[1] if entry is not None and entry[0]() is t else default
+
+    def __contains__(self, t: Any) -> bool:
+        return self.get(t) is not None
+
+    def __setitem__(self, t: Any, value: int) -> None:
+        key = id(t)
+        self.entries[key] = (weakref.KeyedRef(t, self.drop, key), value)
+
+
+class TensorBook:
+    """Numbers tensors in the order first seen (``tid``) and tracks the bytes of those alive."""
+
+    def __init__(self) -> None:
+        self.ids = _TensorIds()
+        self.dtype_names: dict[torch.dtype, str] = {}
+        self.next_id = 0
+        self.live_bytes = 0
+        self.peak_bytes = 0
+
+    def tid(self, t: torch.Tensor) -> int | None:
+        """The tensor's number, or None when the book has not seen it."""
+        return self.ids.get(t)  # type: ignore[no-any-return]
+
+    def meta(self, t: torch.Tensor) -> TensorMeta:
+        """Shape, dtype name, bytes per element and identity of `t` (numbered on first sight)."""
+        tid = self.ids.get(t)
+        if tid is None:
+            tid = self.next_id
+            self.next_id += 1
+            self.ids[t] = tid
+        dtype = t.dtype
+        name = self.dtype_names.get(dtype)
+        if name is None:
+            name = self.dtype_names[dtype] = str(dtype).removeprefix("torch.")
+        return TensorMeta(tuple(t.shape), name, t.element_size(), tid)  # static shapes: the sizes are ints
+
+    def tensors_in(self, value: Any) -> list[TensorMeta]:
+        """TensorMeta of every tensor inside a nested value, in order."""
+        return [self.meta(t) for t in tensors_of(value)]
+
+    def allocate(self, t: torch.Tensor) -> None:
+        """Count `t`'s bytes as live until it dies (an alias of a tensor already seen counts nothing)."""
+        if t in self.ids:
+            return
+        nbytes = t.numel() * t.element_size()
+        self.live_bytes += nbytes
+        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+        weakref.finalize(t, self._release, nbytes)
+
+    def _release(self, nbytes: int) -> None:
+        self.live_bytes -= nbytes
