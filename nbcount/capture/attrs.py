@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -57,4 +58,9 @@ def tensors_of(value: Any, depth: int = 0) -> list[torch.Tensor]:
 
 def class_names(module: nn.Module) -> tuple[str, ...]:
     """Qualified names of the module's classes, most derived first (what rules are looked up by)."""
-    return tuple(f"{c.__module__}.{c.__qualname__}" for c in type(module).__mro__)
+    return _class_names(type(module))
+
+
+@functools.lru_cache(maxsize=4096)
+def _class_names(cls: type) -> tuple[str, ...]:
+    return tuple(f"{c.__module__}.{c.__qualname__}" for c in cls.__mro__)

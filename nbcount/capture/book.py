@@ -45,6 +45,7 @@ class TensorBook:
 
     def __init__(self) -> None:
         self.ids = _TensorIds()
+        self.metas: dict[int, TensorMeta] = {}  # tid -> its last TensorMeta (reused while the shape holds)
         self.dtype_names: dict[torch.dtype, str] = {}
         self.next_id = 0
         self.live_bytes = 0
@@ -61,11 +62,16 @@ class TensorBook:
             tid = self.next_id
             self.next_id += 1
             self.ids[t] = tid
+        else:
+            known = self.metas.get(tid)
+            if known is not None and known.shape == t.shape:  # an in-place resize / view_ changes the shape
+                return known
         dtype = t.dtype
         name = self.dtype_names.get(dtype)
         if name is None:
             name = self.dtype_names[dtype] = str(dtype).removeprefix("torch.")
-        return TensorMeta(tuple(t.shape), name, t.element_size(), tid)  # static shapes: the sizes are ints
+        meta = self.metas[tid] = TensorMeta(tuple(t.shape), name, t.element_size(), tid)  # static shapes: ints
+        return meta
 
     def tensors_in(self, value: Any) -> list[TensorMeta]:
         """TensorMeta of every tensor inside a nested value, in order."""

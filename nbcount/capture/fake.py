@@ -230,6 +230,7 @@ class Plumbing:
         self.op_errors: list[tuple[BaseException, str]] = []  # (error, layer) of ops that failed without data
         self.generators: dict[torch.device, torch.Generator] = {}
         self.random_ops: dict[Any, bool] = {}
+        self.devices: dict[torch.device, torch.device] = {}  # device -> the device a FakeTensor reports
         self.stack = contextlib.ExitStack()
 
     def __enter__(self) -> Plumbing:
@@ -255,15 +256,15 @@ class Plumbing:
         return new
 
     def _fake(self, t: torch.Tensor) -> torch.Tensor:
-        if isinstance(t, self.fake_type) and t.fake_mode is self.mode:
+        if t.__class__ is self.fake_type and t.fake_mode is self.mode:
             return t
         if (type(t) in (torch.Tensor, nn.Parameter) and t.layout == torch.strided and t._base is None
                 and t.grad_fn is None and not t.is_quantized and not t.is_nested and not t.is_conj()
                 and not t.is_neg() and not t.is_inference() and t.storage_offset() == 0):
-            spec = (t.shape, t.stride(), t.dtype, _fake_device(t.device), 0)
-            fake = self.outputs.make(spec, t.requires_grad)
-            self.mode.fake_tensor_converter.set_tensor_memo(t, fake)
-            return fake
+            device = self.devices.get(t.device)
+            if device is None:
+                device = self.devices[t.device] = _fake_device(t.device)
+            return self.outputs.make((t.shape, t.stride(), t.dtype, device, 0), t.requires_grad)
         return self.mode.fake_tensor_converter.from_real_tensor(self.mode, t)  # type: ignore[no-any-return]
 
     def _copy(self, t: torch.Tensor) -> torch.Tensor:

@@ -40,7 +40,11 @@ _ATOMS = (type(None), bool, int, float, complex, str, bytes, type, types.Functio
           type(threading.Lock()), type(threading.RLock()), threading.Condition, threading.Event,
           threading.Semaphore, threading.Thread)
 _ATOM_TYPES = frozenset(t for t in _ATOMS if t not in (type, enum.Enum))  # exact types: a set lookup
-_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+_MODULE_HOOKS = frozenset({"_backward_pre_hooks", "_backward_hooks", "_forward_hooks", "_forward_hooks_with_kwargs",
+                           "_forward_hooks_always_called", "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs",
+                           "_state_dict_hooks", "_state_dict_pre_hooks", "_load_state_dict_pre_hooks",
+                           "_load_state_dict_post_hooks", "_non_persistent_buffers_set"})
+_MODULE_TABLES = frozenset({"_parameters", "_buffers", "_modules"})
 _PLAIN = (dict, collections.OrderedDict)
 
 
@@ -144,24 +148,29 @@ class _Copier:
         new = object.__new__(type(m))
         self._remember(m, new)
         state = m.__dict__.copy()  # one C call: safe while another thread assigns attributes
-        copied = {}
         for name, item in state.items():
-            if item.__class__ in _ATOM_TYPES:
-                copied[name] = item
+            kind = item.__class__
+            if kind in _ATOM_TYPES:
                 continue
-            if item and (name in _HOOK_DICTS or name.startswith(("_forward_hooks_", "_forward_pre_hooks_"))):
-                item = self._hooks(item, path)
-            try:
-                copied[name] = self.value(item, f"{path}.{name}" if path else name)
-            except RecursionError:  # a structure too deep to copy (a long linked graph): read it in place
-                self.standin.shared.append((f"{path}.{name}" if path else name, type(item).__name__))
-                copied[name] = item
-        new.__dict__.update(copied)
+            if name in _MODULE_HOOKS:  # nn.Module's own hook tables: the hooks themselves are shared
+                state[name] = self._hooks(item, path) if item and name.startswith("_forward") else kind(item)
+            elif name in _MODULE_TABLES and kind is dict:  # parameters, buffers, children
+                state[name] = {k: None if v is None else self.value(v, f"{path}.{k}" if path else k)
+                               for k, v in item.items()}
+            else:
+                state[name] = self._attribute(item, f"{path}.{name}" if path else name)
+        object.__setattr__(new, "__dict__", state)
         return new
 
+    def _attribute(self, item: Any, where: str) -> Any:
+        try:
+            return self.value(item, where)
+        except RecursionError:  # a structure too deep to copy (a long linked graph): read it in place
+            self.standin.shared.append((where, type(item).__name__))
+            return item
+
     def _hooks(self, hooks: Any, path: str) -> Any:
-        if not isinstance(hooks, dict) or not any(_is_distributed_hook(h) for h in hooks.values()):
-            return hooks
+        """A copy of a forward-hook table without distributed wrappers' hooks (they would touch the live model)."""
         kept = type(hooks)()
         for key, hook in hooks.items():
             if _is_distributed_hook(hook):
