@@ -8,8 +8,11 @@ Two things remain, and this module handles them:
   (dicts, lists, sets, deques), the training flag of every module (C++ flags included), buffers (copied
   before, written back after), parameters (copied on their first in-place write: ``before_write``, which
   the run calls before every op), ``.data`` swapped under a tensor, ``requires_grad``, ``.grad``.
-- **the process**: ``process_state()`` puts back the global RNGs (torch, CUDA, Python ``random``, NumPy)
-  when the forward drew from them, and the grad mode.
+- **the process**: ``process_state()`` puts back the global RNGs the forward drew from, and the grad mode.
+  Torch's CPU generator is never drawn from (fake ops draw nothing; random ops of real execution draw from
+  a private generator), so it is never touched. A forward calling Python's ``random`` or NumPy draws from
+  those, so they are put back when they changed (as is CUDA's after real execution: its fused dropout takes
+  no generator); a thread drawing from the same generator during such a count sees its draws repeated.
 """
 
 from __future__ import annotations
@@ -205,10 +208,10 @@ def kept(roots: Sequence[nn.Module]) -> Iterator[Keeper | None]:
 
 
 # the process -----------------------------------------------------------------------------------------
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "random": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+def _rng_state(real: bool) -> dict[str, Any]:
+    state: dict[str, Any] = {"random": random.getstate()}
+    if real and torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()  # CUDA's fused dropout takes no generator
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         state["numpy"] = numpy.random.get_state()
@@ -216,8 +219,6 @@ def _rng_state() -> dict[str, Any]:
 
 
 def _changed(key: str, before: Any, after: Any) -> bool:
-    if key == "torch":
-        return not torch.equal(before, after)
     if key == "cuda":
         return len(before) != len(after) or any(not torch.equal(a, b) for a, b in zip(before, after))
     if key == "numpy":
@@ -226,9 +227,7 @@ def _changed(key: str, before: Any, after: Any) -> bool:
 
 
 def _put_back(key: str, state: Any) -> None:
-    if key == "torch":
-        torch.set_rng_state(state)
-    elif key == "cuda":
+    if key == "cuda":
         torch.cuda.set_rng_state_all(state)
     elif key == "random":
         random.setstate(state)
@@ -237,16 +236,16 @@ def _put_back(key: str, state: Any) -> None:
 
 
 @contextlib.contextmanager
-def process_state() -> Iterator[None]:
-    """Within: the forward may draw from the global RNGs; after: each one it drew from is put back, and the
-    grad mode is as before. An RNG the count did not touch is left alone (another thread may be using it)."""
-    before = _rng_state()
+def process_state(real: bool) -> Iterator[None]:
+    """Within: the forward may draw from global RNGs; after: each one that changed is put back (CUDA's only
+    after real execution), and the grad mode is as before. An RNG that did not change is left alone."""
+    before = _rng_state(real)
     grad_enabled = torch.is_grad_enabled()
     try:
         yield
     finally:
         torch.set_grad_enabled(grad_enabled)
-        after = _rng_state()
+        after = _rng_state(real)
         for key, state in before.items():
             if key in after and _changed(key, state, after[key]):
                 _put_back(key, state)

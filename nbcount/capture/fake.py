@@ -205,9 +205,34 @@ def _fake_device(device: torch.device) -> torch.device:
     return FakeTensor._normalize_fake_device(device)  # type: ignore[no-any-return]
 
 
-def _generator_kwarg(func: Any) -> bool:
+def _is_dtensor(t: torch.Tensor) -> bool:
+    """A distributed tensor (FSDP2's sharded parameters): it stands in as the full tensor it shards."""
+    return type(t).__name__ == "DTensor" and type(t).__module__.startswith("torch.distributed")
+
+
+def _contiguous(shape: torch.Size) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def _with_generator(func: Any) -> Any:
+    """The overload of `func` that takes ``generator=`` (``rand.default`` -> ``rand.generator``); None: not random."""
     schema = getattr(func, "_schema", None)
-    return schema is not None and any(a.name == "generator" and a.kwarg_only for a in schema.arguments)
+    if schema is None:
+        return None
+    names = [a.name for a in schema.arguments]
+    if "generator" in names:
+        return func
+    packet = func.overloadpacket
+    for overload in packet.overloads():
+        other = [a for a in getattr(packet, overload)._schema.arguments]
+        if any(a.name == "generator" and a.kwarg_only for a in other) and \
+                [a.name for a in other if a.name != "generator"] == names:
+            return getattr(packet, overload)
+    return None
 
 
 def _device_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.device:
@@ -229,17 +254,18 @@ class Plumbing:
         self.mode: Any = None
         self.op_errors: list[tuple[BaseException, str]] = []  # (error, layer) of ops that failed without data
         self.generators: dict[torch.device, torch.Generator] = {}
-        self.random_ops: dict[Any, bool] = {}
+        self.random_ops: dict[Any, Any] = {}  # op -> its overload taking a generator, or None
         self.devices: dict[torch.device, torch.device] = {}  # device -> the device a FakeTensor reports
         self.stack = contextlib.ExitStack()
-
-    def __enter__(self) -> Plumbing:
-        if self.fake:
+        if self.fake:  # the stand-in's fakes are made before the mode is entered
             from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 
             self.fake_type = FakeTensor
             self.mode = FakeTensorMode(allow_non_fake_inputs=True)
             self.outputs = _Outputs(self.mode, FakeTensor)
+
+    def __enter__(self) -> Plumbing:
+        if self.fake:
             self.stack.enter_context(quiet_fake_logs())
             self.stack.enter_context(self.mode)
         return self
@@ -258,18 +284,20 @@ class Plumbing:
     def _fake(self, t: torch.Tensor) -> torch.Tensor:
         if t.__class__ is self.fake_type and t.fake_mode is self.mode:
             return t
-        if (type(t) in (torch.Tensor, nn.Parameter) and t.layout == torch.strided and t._base is None
+        sharded = _is_dtensor(t)
+        if sharded or (type(t) in (torch.Tensor, nn.Parameter) and t.layout == torch.strided and t._base is None
                 and t.grad_fn is None and not t.is_quantized and not t.is_nested and not t.is_conj()
                 and not t.is_neg() and not t.is_inference() and t.storage_offset() == 0):
             device = self.devices.get(t.device)
             if device is None:
                 device = self.devices[t.device] = _fake_device(t.device)
-            return self.outputs.make((t.shape, t.stride(), t.dtype, device, 0), t.requires_grad)
+            stride = _contiguous(t.shape) if sharded else t.stride()  # a DTensor: its full, global tensor
+            return self.outputs.make((t.shape, stride, t.dtype, device, 0), t.requires_grad)
         return self.mode.fake_tensor_converter.from_real_tensor(self.mode, t)  # type: ignore[no-any-return]
 
     def _copy(self, t: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            data = t.detach().clone()
+            data = (t.full_tensor() if _is_dtensor(t) else t).detach().clone()
         if isinstance(t, nn.Parameter):
             return nn.Parameter(data, requires_grad=t.requires_grad)
         return data.requires_grad_(t.requires_grad) if t.is_floating_point() or t.is_complex() else data
@@ -284,7 +312,7 @@ class Plumbing:
     def execute(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run one op: fake, or real with random draws from a private generator."""
         if not self.fake:
-            return func(*args, **self._private_generator(func, args, kwargs))
+            return self._random(func, args, kwargs)
         outputs = self.outputs
         kind = outputs.kind(func)
         key = outputs.key(func, args, kwargs) if kind else None
@@ -299,14 +327,15 @@ class Plumbing:
             out = (out[0], None)  # as the CPU kernel: no weights (the fake kernel gives an empty tensor)
         return out
 
-    def _private_generator(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        random = self.random_ops.get(func)
-        if random is None:
-            random = self.random_ops[func] = _generator_kwarg(func)
-        if not random or kwargs.get("generator") is not None:
-            return kwargs
+    def _random(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """`func`, drawing from a private generator (seed 0) when it is random and was given none."""
+        variant = self.random_ops.get(func, func)
+        if variant is func:
+            variant = self.random_ops[func] = _with_generator(func)
+        if variant is None or kwargs.get("generator") is not None:
+            return func(*args, **kwargs)
         device = _device_of(args, kwargs)
         generator = self.generators.get(device)
         if generator is None:
             generator = self.generators[device] = torch.Generator(device=device).manual_seed(0)
-        return {**kwargs, "generator": generator}
+        return variant(*args, **{**kwargs, "generator": generator})

@@ -1,15 +1,19 @@
-"""Ctrl-C held back while a run sets up or tears down, delivered as soon as it is safe.
+"""Ctrl-C during a run: held back, then raised at a safe point.
 
-A KeyboardInterrupt that lands between entering a dispatch mode and leaving it would leave the mode on
-torch's stack for the rest of the session. While ``deferred()`` is active (main thread only: signals only
-reach it) SIGINT is recorded instead of raised; ``open()`` lets it through for the part that may take long
-(the forward); the recorded interrupt is delivered, through the handler that was installed before, on exit.
+Python raises KeyboardInterrupt at whatever bytecode runs when SIGINT arrives. During a count that may be
+inside a callback torch's C++ makes into Python, where an exception aborts the whole process, or between
+entering a dispatch mode and leaving it, which would leave the mode on torch's stack. So while
+``deferred()`` is active (main thread only: signals only reach it) SIGINT is recorded instead of raised;
+``Gate.check()`` raises it at safe points — the run calls it at every module call and every op, so a long
+forward still stops promptly — and one that arrives after the last check is delivered on exit, through the
+handler that was installed before (IPython's, the default KeyboardInterrupt).
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
@@ -17,43 +21,31 @@ from typing import Any
 
 
 class Gate:
-    """Holds SIGINT back, except inside ``open()``."""
+    """Holds SIGINT; ``check()`` delivers a held one."""
 
     def __init__(self) -> None:
         self.previous: Any = None
-        self.pending: FrameType | None | bool = False
+        self.pending = False
+        self.frame: FrameType | None = None
         self.active = threading.current_thread() is threading.main_thread()
 
     def _hold(self, signum: int, frame: FrameType | None) -> None:
-        self.pending = frame or True
+        self.pending, self.frame = True, frame
 
-    def _deliver(self) -> None:
-        if self.pending is False:
+    def check(self) -> None:
+        """Deliver a held Ctrl-C now (the caller is at a point where an exception unwinds cleanly)."""
+        if not self.pending:
             return
-        frame = self.pending if isinstance(self.pending, FrameType) else None
         self.pending = False
         if callable(self.previous):
-            self.previous(signal.SIGINT, frame)
+            self.previous(signal.SIGINT, self.frame)
         elif self.previous != signal.SIG_IGN:
             raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def open(self) -> Iterator[None]:
-        """Within: Ctrl-C interrupts as usual (one held back so far is delivered first)."""
-        if not self.active:
-            yield
-            return
-        signal.signal(signal.SIGINT, self.previous)
-        try:
-            self._deliver()
-            yield
-        finally:
-            signal.signal(signal.SIGINT, self._hold)
 
 
 @contextlib.contextmanager
 def deferred() -> Iterator[Gate]:
-    """Within: SIGINT is held back (see Gate.open); on exit the handler is restored and a held Ctrl-C delivered."""
+    """Within: SIGINT is held (see Gate.check); on exit the handler is restored and a held Ctrl-C delivered."""
     gate = Gate()
     if gate.active:
         gate.previous = signal.getsignal(signal.SIGINT)
@@ -68,12 +60,5 @@ def deferred() -> Iterator[Gate]:
     finally:
         if gate.active:
             signal.signal(signal.SIGINT, gate.previous)
-            if not _already_interrupted():
-                gate._deliver()
-
-
-def _already_interrupted() -> bool:
-    """Whether a KeyboardInterrupt is already propagating (deliver no second one on top of it)."""
-    import sys
-
-    return isinstance(sys.exc_info()[1], KeyboardInterrupt)
+            if not isinstance(sys.exc_info()[1], KeyboardInterrupt):  # not a second one on top of the first
+                gate.check()

@@ -2,7 +2,8 @@
 
 The user's model is read, never run: the forward runs on a stand-in (``standin.build``) whose tensors are
 fakes or copies. Only modules the stand-in cannot copy run live, under ``preserve.kept``. Ctrl-C is held
-back while modes are entered and left (``interrupts``), so an interrupt never leaves a mode behind.
+and raised at module calls and ops (``interrupts``): never inside a callback from C++, never between
+entering a mode and leaving it.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ class _OpStream(TorchDispatchMode):
     by each observer."""
 
     def __init__(self, plumbing: Plumbing, observers: Sequence[Observer], keeper: preserve.Keeper | None,
-                 tracker: CallTracker):
+                 tracker: CallTracker, gate: interrupts.Gate):
         super().__init__()
-        self.plumbing, self.tracker = plumbing, tracker
+        self.plumbing, self.tracker, self.gate = plumbing, tracker, gate
         self.execute = plumbing.execute
         self.before_write = keeper.before_write if keeper is not None else None
         self.watchers = [o.op for o in observers if overrides(o, "op") or isinstance(o, CallTracker)]
@@ -49,6 +50,8 @@ class _OpStream(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         if func is _DEVICE:  # FakeTensor.device asking the mode: not an op, and real execution never sees it
             return self.plumbing.device(args[0])
+        if self.gate.pending:  # a held Ctrl-C: raised here, where it unwinds cleanly
+            self.gate.check()
         kwargs = kwargs or {}
         if self.before_write is not None:
             self.before_write(func, args, kwargs)
@@ -81,24 +84,46 @@ def frozen_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _attach(module: nn.Module, observers: Sequence[Observer], live: set[int], handles: list[Any]) -> None:
-    """Hooks on every module of the stand-in calling each observer; handles kept only for live modules."""
+def _attach(module: nn.Module, observers: Sequence[Observer], live: set[int], handles: list[Any],
+            gate: interrupts.Gate) -> None:
+    """Hooks on every module of the stand-in calling each observer (and delivering a held Ctrl-C: a safe
+    point); handles kept only for live modules."""
     enters = [o.enter for o in observers if overrides(o, "enter") or isinstance(o, CallTracker)]
     leaves = [o.leave for o in observers if overrides(o, "leave") or isinstance(o, CallTracker)]
+    check = gate.check
 
     def pre(m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        check()
         for enter in enters:
             enter(m, args, kwargs)
 
     def post(m: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         for leave in leaves:
             leave(m, output)
+        check()
 
-    for m in {id(m): m for m in module.modules()}.values():
-        pre_handle = m.register_forward_pre_hook(pre, with_kwargs=True)
-        post_handle = m.register_forward_hook(post, always_call=True)
+    for m in _hookable(module):
+        try:
+            pre_handle = m.register_forward_pre_hook(pre, with_kwargs=True)
+            post_handle = m.register_forward_hook(post, always_call=True)
+        except RuntimeError:  # a scripted module takes no Python hooks: its ops go to the caller's row
+            continue
         if id(m) in live:
             handles += [pre_handle, post_handle]
+
+
+def _hookable(module: nn.Module) -> list[nn.Module]:
+    """Every module once, except those inside a TorchScript module (their forward runs in C++)."""
+    found: dict[int, nn.Module] = {}
+    todo = [module]
+    while todo:
+        m = todo.pop()
+        if id(m) in found:
+            continue
+        found[id(m)] = m
+        if not isinstance(m, torch.jit.ScriptModule):
+            todo.extend(reversed(list(m._modules.values())))
+    return [m for m in found.values() if m is not None]
 
 
 def _set_mode(model: nn.Module, mode: str) -> None:
@@ -123,9 +148,10 @@ def run(model: nn.Module, inputs: Inputs | Callable[[], Inputs], *, execution: s
     Raises CaptureError (with the partial Trace and the failing layer) when the forward raises, and
     CaughtLimitation when the forward caught an error of running without data.
     """
-    with interrupts.deferred() as gate, preserve.process_state(), torch.no_grad(), Plumbing(execution) as plumbing:
+    with interrupts.deferred() as gate, preserve.process_state(execution == "real"), torch.no_grad():
+        plumbing = Plumbing(execution)
         built = _build(model, plumbing)
-        with preserve.kept([m for _, m, _ in built.live]) as keeper:
+        with preserve.kept([m for _, m, _ in built.live]) as keeper, plumbing:  # kept: outside the fake mode
             _set_mode(built.module, mode)
             args, kwargs = inputs() if callable(inputs) else built.copy(inputs)
             book = TensorBook()
@@ -155,16 +181,15 @@ def _forward(state: Run, observers: list[Observer], inputs: Inputs, in_meta: tup
     tracker, handles = state.tracker, []
     out_meta: tuple[TensorMeta, ...] = ()
     try:
-        _attach(state.standin.module, observers, {id(m) for _, m, _ in state.standin.live}, handles)
+        _attach(state.standin.module, observers, {id(m) for _, m, _ in state.standin.live}, handles, gate)
         with contextlib.ExitStack() as contexts:
             for o in observers:
                 contexts.enter_context(o.context())
-            contexts.enter_context(_OpStream(plumbing, observers, keeper, tracker))
-            with gate.open():
-                output = state.standin.module(*inputs[0], **inputs[1])
-                out_meta = tuple(state.book.tensors_in(output))
-                for o in observers:
-                    o.after_forward(output)
+            contexts.enter_context(_OpStream(plumbing, observers, keeper, tracker, gate))
+            output = state.standin.module(*inputs[0], **inputs[1])
+            out_meta = tuple(state.book.tensors_in(output))
+            for o in observers:
+                o.after_forward(output)
             del output
     except Exception as error:  # KeyboardInterrupt / SystemExit propagate as they are, after cleanup
         trace = _finish(observers, tracker.trace(state.execution, in_meta, out_meta, notes))

@@ -74,9 +74,15 @@ class StandIn:
             more = f" and {len(self.shared) - 4} more" if len(self.shared) > 4 else ""
             found.append(f"shared with your model, not copied (nbcount cannot copy these objects; the count "
                          f"only reads them unless your forward writes to them): {listed}{more}")
+        owners: dict[str, list[str]] = {}
         for path, owner in self.dropped_hooks:
-            found.append(f"{path or '(root)'}: the {owner} hooks were not run (the stand-in holds every parameter "
-                         "at its full, unsharded shape)")
+            paths = owners.setdefault(owner, [])
+            if (path or "(root)") not in paths:
+                paths.append(path or "(root)")
+        for owner, paths in owners.items():
+            listed = ", ".join(paths[:4]) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
+            found.append(f"the {owner} hooks of {listed} were not run on the stand-in: it holds every parameter "
+                         "at its full, unsharded shape, so the count is the whole model's")
         return tuple(found)
 
 
@@ -85,14 +91,6 @@ def _is_distributed_hook(hook: Any) -> bool:
     owner = getattr(hook, "__self__", None)
     return owner is not None and not isinstance(owner, nn.Module) and \
         type(owner).__module__.startswith("torch.distributed")
-
-
-def _global_shape(t: torch.Tensor) -> torch.Tensor | None:
-    """A DTensor's full logical tensor as a plain meta tensor (FSDP shards count at their full size)."""
-    if type(t).__name__ != "DTensor":
-        return None
-    with torch._C._DisableTorchDispatch():
-        return torch.empty(tuple(t.shape), dtype=t.dtype, device="meta", requires_grad=t.requires_grad)
 
 
 class _Copier:
@@ -131,8 +129,7 @@ class _Copier:
         return self.instance(v, where)
 
     def tensor(self, t: torch.Tensor) -> torch.Tensor:
-        full = _global_shape(t)
-        new = self.substitute(full if full is not None else t)
+        new = self.substitute(t)
         extra = getattr(t, "__dict__", None)
         if extra:
             for name, item in list(extra.items()):
@@ -227,6 +224,8 @@ class _Copier:
                                                        **self.value(v.keywords, where)))
         if type(v).__module__ == "numpy" and hasattr(v, "copy"):
             return self._remember(v, v.copy())
+        if type(v).__module__.startswith("torch.distributed"):  # process groups, FSDP state: infrastructure
+            return v
         state = getattr(v, "__dict__", None)
         slots = [s for c in type(v).__mro__ for s in getattr(c, "__slots__", ()) if s not in ("__dict__",
                                                                                                "__weakref__")]
