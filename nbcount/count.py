@@ -10,7 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from nbcount import capture, errors, execution as executions
+from nbcount import capture, errors
+from nbcount import execution as executions
 from nbcount.conventions import Convention, get_convention
 from nbcount.derive import Step, given
 from nbcount.inputs import (

@@ -65,12 +65,13 @@ class _Graph:
                 if op.op in _SDPA or op.op in _SOFTMAX or op.op == "aten._native_multi_head_attention":
                     self.sites.append((row.layer, op))
 
-    def width(self, t: TensorMeta, tokens: int, limit: int = 64) -> int:
+    def width(self, t: TensorMeta, count: int, limit: int = 64) -> int:
         """Elements per token of the smallest tensor from `t` back to the product that made it.
 
         Through a ``cat`` (a KV-cache appending this step's keys to the cached ones, or to transformers'
         empty placeholder) the walk follows the largest part, whose tokens are its share of the cat's."""
-        best, current = Fraction(t.numel, tokens), t
+        tokens, current = Fraction(count), t
+        best = t.numel / tokens
         for _ in range(limit):
             op = self.producer.get(current.tid)
             if op is None or op.op in _PRODUCTS:

@@ -19,7 +19,6 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._python_dispatch import _len_torch_dispatch_stack
 
-import nbcount
 from nbcount import capture, count
 
 ROOT = Path(__file__).resolve().parent.parent

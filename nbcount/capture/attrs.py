@@ -58,7 +58,7 @@ def tensors_of(value: Any, depth: int = 0) -> list[torch.Tensor]:
 
 def class_names(module: nn.Module) -> tuple[str, ...]:
     """Qualified names of the module's classes, most derived first (what rules are looked up by)."""
-    return _class_names(type(module))
+    return _class_names(type(module))  # type: ignore[arg-type]
 
 
 @functools.lru_cache(maxsize=4096)

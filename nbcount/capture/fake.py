@@ -85,7 +85,7 @@ class _Outputs:
 
     FRESH, SELF, VIEW = 1, 2, 3
 
-    def __init__(self, mode: Any, fake_type: type):
+    def __init__(self, mode: Any, fake_type: Any):
         self.mode, self.fake_type = mode, fake_type
         self.kinds: dict[Any, int] = {}  # op -> FRESH, SELF or 0 (never cached)
         self.entries: dict[tuple[Any, ...], Any] = {}
@@ -112,12 +112,13 @@ class _Outputs:
             return None
         return key
 
-    def _part(self, a: Any) -> Any:
+    def _part(self, a: Any) -> Any:  # a fake tensor's own attributes: typed Any
         if isinstance(a, torch.Tensor):
-            if a.__class__ is not self.fake_type or a.constant is not None or a.fake_mode is not self.mode \
-                    or a.layout is not torch.strided:
+            fake: Any = a
+            if fake.__class__ is not self.fake_type or fake.constant is not None or fake.fake_mode is not self.mode \
+                    or fake.layout is not torch.strided:
                 raise _Uncacheable
-            return (a.shape, a.stride(), a.dtype, a.fake_device, a.storage_offset())
+            return (fake.shape, fake.stride(), fake.dtype, fake.fake_device, fake.storage_offset())
         if isinstance(a, (list, tuple)):
             return (type(a), *(self._part(x) for x in a))
         return (type(a), a)
@@ -127,8 +128,8 @@ class _Outputs:
         shape, stride, dtype, device, offset = spec
         with torch._C._DisableTorchDispatch():
             elem = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
-        fake = torch.Tensor._make_subclass(self.fake_type, elem, requires_grad, dispatch_device=True,
-                                           device_for_backend_keys=device)
+        fake: Any = torch.Tensor._make_subclass(self.fake_type, elem, requires_grad, dispatch_device=True,
+                                                device_for_backend_keys=device)
         torch._C._set_throw_on_mutable_data_ptr(fake)
         fake.__dict__.update(self.state)
         fake.__dict__["_fake_device"] = device
@@ -152,7 +153,7 @@ class _Outputs:
                 self.entries[key] = ("view", (out.shape, out.stride(), out.dtype, out.fake_device,
                                               out.storage_offset()))
             return
-        outs = out if isinstance(out, (tuple, list)) else (out,)
+        outs: tuple[Any, ...] = tuple(out) if isinstance(out, (tuple, list)) else (out,)
         if not all(o.__class__ is self.fake_type and o.constant is None and o.storage_offset() == 0
                    for o in outs):
             return
@@ -297,7 +298,7 @@ class Plumbing:
 
     def _copy(self, t: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            data = (t.full_tensor() if _is_dtensor(t) else t).detach().clone()
+            data = (t.full_tensor() if _is_dtensor(t) else t).detach().clone()  # type: ignore[attr-defined]
         if isinstance(t, nn.Parameter):
             return nn.Parameter(data, requires_grad=t.requires_grad)
         return data.requires_grad_(t.requires_grad) if t.is_floating_point() or t.is_complex() else data

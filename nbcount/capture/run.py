@@ -122,8 +122,8 @@ def _hookable(module: nn.Module) -> list[nn.Module]:
             continue
         found[id(m)] = m
         if not isinstance(m, torch.jit.ScriptModule):
-            todo.extend(reversed(list(m._modules.values())))
-    return [m for m in found.values() if m is not None]
+            todo.extend(c for c in reversed(list(m._modules.values())) if c is not None)
+    return list(found.values())
 
 
 def _set_mode(model: nn.Module, mode: str) -> None:
@@ -178,7 +178,7 @@ def _build(model: nn.Module, plumbing: Plumbing) -> standin.StandIn:
 def _forward(state: Run, observers: list[Observer], inputs: Inputs, in_meta: tuple[TensorMeta, ...],
              notes: tuple[str, ...], plumbing: Plumbing, keeper: preserve.Keeper | None,
              gate: interrupts.Gate) -> Trace:
-    tracker, handles = state.tracker, []
+    tracker, handles = state.tracker, list[Any]()
     out_meta: tuple[TensorMeta, ...] = ()
     try:
         _attach(state.standin.module, observers, {id(m) for _, m, _ in state.standin.live}, handles, gate)

@@ -205,7 +205,7 @@ class _Copier:
     def _shell(self, v: Any, where: str) -> Any:
         """An empty instance of a container subclass with its own attributes copied; None when it cannot be made."""
         try:
-            new = type(v).__new__(type(v))
+            new = type(v).__new__(type(v))  # type: ignore[call-overload]
         except TypeError:
             self.standin.shared.append((where, type(v).__name__))
             return None
