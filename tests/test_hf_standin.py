@@ -3,6 +3,7 @@ fake-tensor path (padded masks, internal masks); serving counts read and never c
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -99,8 +100,8 @@ def test_counting_one_decode_step_leaves_the_callers_cache_alone(execution: str)
         cache = model(input_ids=prompt, use_cache=True).past_key_values
     before = cache_state(cache)
     step = torch.randint(0, 128, (2, 1), generator=torch.Generator().manual_seed(2))
-    report = nbcount.count(model, inputs={"input_ids": step, "past_key_values": cache, "use_cache": True},
-                           execution=execution)
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"  # as README
+    report = nbcount.count(model, inputs={"input_ids": step, name: cache}, execution=execution)
     for (keys, key_values, values, value_values), layer in zip(before, cache.layers):
         assert layer.keys is keys and layer.values is values
         assert torch.equal(layer.keys, key_values) and torch.equal(layer.values, value_values)
