@@ -30,13 +30,13 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+_ORDER = {name: i for i, name in enumerate(HYPERPARAMS)}
+
+
 def hyperparams(module: nn.Module) -> tuple[tuple[str, Any], ...]:
     """The module's configuration attributes as plain values (a tensor attribute becomes True)."""
-    found = []
-    for name in HYPERPARAMS:
-        if name in module.__dict__ or name in module._parameters or name in module._buffers:
-            found.append((name, _plain(getattr(module, name, None))))
-    return tuple(found)
+    names = _ORDER.keys() & (module.__dict__.keys() | module._parameters.keys() | module._buffers.keys())
+    return tuple((name, _plain(getattr(module, name, None))) for name in sorted(names, key=_ORDER.__getitem__))
 
 
 def tensors_of(value: Any, depth: int = 0) -> list[torch.Tensor]:

@@ -99,14 +99,10 @@ class _Outputs:
         return found
 
     def key(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
-        parts: list[Any] = [func, torch.get_default_dtype()]
+        part = self._part
         try:
-            for a in args:
-                parts.append(self._part(a))
-            for k, v in kwargs.items():
-                parts.append(k)
-                parts.append(self._part(v))
-            key = tuple(parts)
+            key = (func, torch.get_default_dtype(), *[part(a) for a in args],
+                   *[(k, part(v)) for k, v in kwargs.items()])
             hash(key)
         except (TypeError, _Uncacheable):
             return None
@@ -126,7 +122,10 @@ class _Outputs:
     def make(self, spec: tuple[Any, ...], requires_grad: bool = False) -> torch.Tensor:
         """A fresh fake tensor with `spec`'s metadata (what FakeTensor's constructor does, for this mode)."""
         shape, stride, dtype, device, offset = spec
-        with torch._C._DisableTorchDispatch():
+        if torch._C._len_torch_dispatch_stack():  # a mode (the fake mode) would take the factory call
+            with torch._C._DisableTorchDispatch():
+                elem = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+        else:
             elem = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
         fake: Any = torch.Tensor._make_subclass(self.fake_type, elem, requires_grad, dispatch_device=True,
                                                 device_for_backend_keys=device)

@@ -47,6 +47,10 @@ class _OpStream(TorchDispatchMode):
         self.before_write = keeper.before_write if keeper is not None else None
         self.watchers = [o.op for o in observers if overrides(o, "op") or isinstance(o, CallTracker)]
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # torch's documented opt-out: no compile-disabling wrapper around every op (it never compiles)
+
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         if func is _DEVICE:  # FakeTensor.device asking the mode: not an op, and real execution never sees it
             return self.plumbing.device(args[0])

@@ -150,7 +150,10 @@ class _Copier:
             if kind in _ATOM_TYPES:
                 continue
             if name in _MODULE_HOOKS:  # nn.Module's own hook tables: the hooks themselves are shared
-                state[name] = self._hooks(item, path) if item and name.startswith("_forward") else kind(item)
+                if not item:
+                    state[name] = kind()
+                else:
+                    state[name] = self._hooks(item, path) if name.startswith("_forward") else kind(item)
             elif name in _MODULE_TABLES and kind is dict:  # parameters, buffers, children
                 state[name] = {k: None if v is None else self.value(v, f"{path}.{k}" if path else k)
                                for k, v in item.items()}

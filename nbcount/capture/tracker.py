@@ -161,13 +161,11 @@ class CallTracker(Observer):
             known = self.op_names[func] = (str(func.overloadpacket), bool(getattr(func, "is_view", False)))
         name, is_view = known
         outs = out if isinstance(out, (tuple, list)) else (out,)
-        tensors = [o for o in outs if isinstance(o, torch.Tensor)]
-        if forward and not is_view:
-            for t in tensors:
-                self.book.allocate(t)
+        record = self.book.allocate if forward and not is_view else self.book.meta
+        outputs = tuple(record(o) for o in outs if isinstance(o, torch.Tensor))
         event = OpEvent(name, tuple(self.convert(a) for a in args),
-                        tuple((k, self.convert(v)) for k, v in kwargs.items()),
-                        tuple(self.book.meta(t) for t in tensors), is_view, self.op_count if forward else -1)
+                        tuple((k, self.convert(v)) for k, v in kwargs.items()), outputs, is_view,
+                        self.op_count if forward else -1)
         self.op_count += forward
         return event
 
