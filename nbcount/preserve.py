@@ -4,8 +4,8 @@ A count runs on a stand-in of the model (``nbcount.capture.standin``), so the us
 Two things remain, and this module handles them:
 
 - **modules that cannot be copied** (TorchScript children: their tensors and flags live in C++) run live.
-  ``Keeper`` snapshots them and restores them: attributes and the containers inside them at every level
-  (dicts, lists, sets, deques), the training flag of every module (C++ flags included), buffers (copied
+  ``Keeper`` snapshots them and restores them: attributes and what is inside them at every level (dicts,
+  lists, sets, deques, the attributes of dataclasses and plain objects), the training flag of every module (C++ flags included), buffers (copied
   before, written back after), parameters (copied on their first in-place write: ``before_write``, which
   the run calls before every op), ``.data`` swapped under a tensor, ``requires_grad``, ``.grad``.
 - **the process**: ``process_state()`` puts back the global RNGs the forward drew from, and the grad mode.
@@ -22,6 +22,7 @@ import contextlib
 import random
 import sys
 import threading
+import types
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -34,6 +35,7 @@ _locks: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyD
 _locks_guard = threading.Lock()
 _CONTAINERS = (dict, list, set, collections.deque)
 _DEPTH = 8
+_TABLES = ("_parameters", "_buffers", "_modules")
 
 
 def _module_lock(module: nn.Module) -> threading.RLock:
@@ -86,34 +88,52 @@ def _written_args(func: Any, cache: dict[Any, tuple[tuple[int, str], ...]]) -> t
 
 
 # containers, at every level ---------------------------------------------------------------------------
-def _snapshot(value: Any, depth: int = 0) -> Any:
-    """``(value, [(item, snapshot of item)...])`` for a container, None for anything else."""
-    if not isinstance(value, _CONTAINERS) or depth > _DEPTH:
+def _state(value: Any) -> Any:
+    """What a snapshot keeps of `value`: a container itself, a plain object's ``__dict__``; else None."""
+    if isinstance(value, _CONTAINERS):
+        return value
+    if isinstance(value, (nn.Module, torch.Tensor, type, types.FunctionType, types.ModuleType)):
+        return None  # modules have their own snapshot; tensors their own restore
+    state = getattr(value, "__dict__", None)
+    return state if isinstance(state, dict) else None
+
+
+def _snapshot(value: Any, tensors: list[torch.Tensor], depth: int = 0, seen: set[int] | None = None) -> Any:
+    """``(container, items, [snapshots of the items])`` for a container or a plain object (dataclass,
+    namespace) at any depth (to a limit), None for anything else; the tensors met go to `tensors`."""
+    if isinstance(value, torch.Tensor):
+        tensors.append(value)
+    state = _state(value)
+    seen = set() if seen is None else seen
+    if state is None or depth > _DEPTH or id(state) in seen:
         return None
-    items = list(value.items()) if isinstance(value, dict) else list(value)
-    inner = [_snapshot(v[1] if isinstance(value, dict) else v, depth + 1) for v in items]
-    return (value, items, inner)
+    seen.add(id(state))
+    items = list(state.items()) if isinstance(state, dict) else list(state)
+    inner = [_snapshot(v[1] if isinstance(state, dict) else v, tensors, depth + 1, seen) for v in items]
+    return (state, items, inner)
 
 
 def _restore(saved: Any) -> None:
-    """Put a container (and the containers inside it) back to the items it held, in place."""
+    """Put a container (and what is inside it) back to the items it held, in place."""
     if saved is None:
         return
-    value, items, inner = saved
-    if isinstance(value, dict):
-        now = list(value.items())
+    state, items, inner = saved
+    if isinstance(state, dict):
+        now = list(state.items())
         if len(now) != len(items) or any(a[0] is not b[0] or a[1] is not b[1] for a, b in zip(now, items)):
-            value.clear()
-            value.update(items)
-    elif len(value) != len(items) or any(a is not b for a, b in zip(value, items)):
-        value.clear()
-        value.extend(items) if not isinstance(value, set) else value.update(items)
+            state.clear()
+            state.update(items)
+    elif len(state) != len(items) or any(a is not b for a, b in zip(state, items)):
+        state.clear()
+        state.extend(items) if not isinstance(state, set) else state.update(items)
     for child in inner:
         _restore(child)
 
 
-def _snapshot_attrs(module: nn.Module) -> dict[str, tuple[Any, Any]]:
-    return {name: (value, _snapshot(value)) for name, value in module.__dict__.copy().items()}
+def _snapshot_attrs(module: nn.Module, tensors: list[torch.Tensor]) -> dict[str, tuple[Any, Any]]:
+    """Every attribute and what is inside it (a ScriptModule's tables are views of C++ state: kept as is)."""
+    return {name: (value, _snapshot(value, tensors) if isinstance(value, dict) or name not in _TABLES else None)
+            for name, value in module.__dict__.copy().items()}
 
 
 def _restore_attrs(module: nn.Module, saved: dict[str, tuple[Any, Any]]) -> None:
@@ -131,9 +151,12 @@ class Keeper:
 
     def __init__(self, roots: Sequence[nn.Module]):
         self.modules = list({id(m): m for root in roots for m in root.modules()}.values())
-        self.attrs = [(m, _snapshot_attrs(m)) for m in self.modules]
+        loose: list[torch.Tensor] = []  # tensors in plain attributes and containers, at any depth
+        self.attrs = [(m, _snapshot_attrs(m, loose)) for m in self.modules]
         self.flags = [(m, m.training) for m in self.modules]  # read through the class: C++ flags too
         tensors = list(self._tensors())
+        known = {id(t) for t, _ in tensors}
+        tensors += [(t, False) for t in {id(t): t for t in loose if id(t) not in known}.values()]
         self.tensors = {id(t): (t, t.data, _layout(t), t.requires_grad) for t, _ in tensors}
         self.by_storage: dict[int, list[torch.Tensor]] = {}
         for t, is_param in tensors:

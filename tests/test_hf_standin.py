@@ -118,3 +118,34 @@ def test_counting_one_decode_step_leaves_the_callers_cache_alone(execution: str)
     with torch.no_grad():
         model(input_ids=step, past_key_values=cache, use_cache=True)
     assert cache.get_seq_length() == 9
+
+
+def qwen2_vl() -> nn.Module:
+    config = T.Qwen2VLConfig(
+        text_config=dict(vocab_size=200, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1,
+                         rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}),
+        vision_config=dict(depth=1, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, in_channels=3,
+                           patch_size=2, spatial_merge_size=2, temporal_patch_size=2),
+        image_token_id=199, vision_start_token_id=197, vision_end_token_id=198)
+    for c in (config, config.text_config, config.vision_config):
+        c._attn_implementation = "eager"
+    return T.Qwen2VLForConditionalGeneration(config).eval()
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_vision_language_model_reading_its_grid_values_is_counted_with_real_arithmetic() -> None:
+    """Qwen2-VL's vision tower calls ``image_grid_thw.tolist()``: the run without data fails there, and the
+    count runs again with real arithmetic. Oracle: FlopCounterMode on the same eager model."""
+    torch.manual_seed(0)
+    model = qwen2_vl()
+    patches, image_tokens = 16, 16 // 4  # a 4×4 grid of patches, merged 2×2
+    ids = torch.tensor([[5, 197] + [199] * image_tokens + [198, 7, 8]])
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "mm_token_type_ids": (ids == 199).long(),
+              "pixel_values": torch.randn(patches, 3 * 2 * 2 * 2), "image_grid_thw": torch.tensor([[1, 4, 4]])}
+    report = nbcount.count(model, inputs=inputs)
+    assert report.trace.execution == "real"
+    assert any("real arithmetic" in d.message and "model.visual" in d.message for d in report.diagnostics)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(**inputs)
+    assert report.total_macs == counter.get_total_flops() // 2

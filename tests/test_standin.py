@@ -20,6 +20,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._python_dispatch import _len_torch_dispatch_stack
 
 from nbcount import capture, count
+from nbcount.capture import standin
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -259,6 +260,25 @@ def test_uncopyable_attributes_are_shared_and_the_models_rng_does_not_advance(ex
     assert report.total_macs == 2 * 4 * 4
     assert torch.equal(model.rng.get_state(), state)
     assert not model.lock.locked()
+    assert any("lock" in d.message and "shared with your model" in d.message for d in report.diagnostics)
+
+
+def test_last_resort_runs_the_live_model_under_a_snapshot_of_every_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When no stand-in can be built, the live model runs under preserve's snapshot, which puts back nested
+    containers, tensor-keyed dicts, tensors written in place and the training flags — and says so."""
+    def refuse(model: nn.Module, substitute: Any) -> Any:
+        raise TypeError("cannot copy")
+
+    monkeypatch.setattr(standin, "build", refuse)
+    model = Hoarder().train()
+    weight, scale, before = model.lin.weight, model.scale, state_of(model)
+    report = count(model, (2, 4), mode="eval", execution="real")
+    assert report.total_macs == 2 * 4 * 4
+    assert model.cache == {"k": []} and model.grid == [[1], [2, [3]]] and list(model.recent) == []
+    assert model.memory.seen == [] and list(model.by_weight.values()) == ["w", "b"]
+    assert next(iter(model.by_weight)) is weight and model.scale is scale and torch.equal(scale, torch.ones(4))
+    assert all(m.training for m in model.modules()) and same_state(state_of(model), before)
+    assert any("could not be built" in d.message and "TypeError" in d.message for d in report.diagnostics)
 
 
 class Tied(nn.Module):

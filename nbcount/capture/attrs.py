@@ -35,7 +35,7 @@ _ORDER = {name: i for i, name in enumerate(HYPERPARAMS)}
 
 def hyperparams(module: nn.Module) -> tuple[tuple[str, Any], ...]:
     """The module's configuration attributes as plain values (a tensor attribute becomes True)."""
-    names = _ORDER.keys() & (module.__dict__.keys() | module._parameters.keys() | module._buffers.keys())
+    names = _ORDER.keys() & {*module.__dict__, *module._parameters.keys(), *module._buffers.keys()}
     return tuple((name, _plain(getattr(module, name, None))) for name in sorted(names, key=_ORDER.__getitem__))
 
 

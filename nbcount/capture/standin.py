@@ -9,7 +9,7 @@ in itself is copied once. No tensor data is copied on the fake path.
 What is copied: modules, tensors, torch generators (their state), the built-in containers and their
 subclasses (dict, list, tuple, set, deque, named tuples), dataclasses and plain Python objects (their
 ``__dict__`` / slots), bound methods and partials (re-bound to the copies). What is shared: immutable values,
-functions, classes, synchronisation objects, and what cannot be copied (C++ objects) — named in ``shared``.
+functions, classes; and, named in ``shared``, synchronisation objects and what cannot be copied (C++ objects).
 A module that cannot be copied (TorchScript: its tensors live in C++) runs live, named in ``live``;
 its caller protects it with ``nbcount.preserve``. Distributed wrappers' hooks (FSDP) are left out of the
 stand-in: its parameters stand in at their full (unsharded) shape.
@@ -36,9 +36,10 @@ Substitute = Callable[[torch.Tensor], torch.Tensor]
 _ATOMS = (type(None), bool, int, float, complex, str, bytes, type, types.FunctionType, types.BuiltinFunctionType,
           types.BuiltinMethodType, types.ModuleType, types.CodeType, torch.dtype, torch.device, torch.layout,
           torch.memory_format, torch.Size, torch.finfo, torch.iinfo, range, slice, enum.Enum, property,
-          logging.Logger, logging.Handler, weakref.ref, type(Ellipsis), type(NotImplemented),
-          type(threading.Lock()), type(threading.RLock()), threading.Condition, threading.Event,
-          threading.Semaphore, threading.Thread)
+          logging.Logger, logging.Handler, weakref.ref, type(Ellipsis), type(NotImplemented))
+# synchronisation objects: shared (a copied lock would not lock), and named in the diagnostics
+_SHARED = (type(threading.Lock()), type(threading.RLock()), threading.Condition, threading.Event,
+           threading.Semaphore, threading.Thread)
 _ATOM_TYPES = frozenset(t for t in _ATOMS if t not in (type, enum.Enum))  # exact types: a set lookup
 _MODULE_HOOKS = frozenset({"_backward_pre_hooks", "_backward_hooks", "_forward_hooks", "_forward_hooks_with_kwargs",
                            "_forward_hooks_always_called", "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs",
@@ -219,6 +220,9 @@ class _Copier:
         return new
 
     def instance(self, v: Any, where: str) -> Any:
+        if isinstance(v, _SHARED):
+            self.standin.shared.append((where, type(v).__name__))
+            return v
         if isinstance(v, types.MethodType):
             owner = self.value(v.__self__, where)
             return v if owner is v.__self__ else self._remember(v, types.MethodType(v.__func__, owner))
