@@ -3,11 +3,13 @@
 A count runs on a stand-in of the model (``nbcount.capture.standin``), so the user's model is only read.
 Two things remain, and this module handles them:
 
-- **modules that cannot be copied** (TorchScript children: their tensors and flags live in C++) run live.
-  ``Keeper`` snapshots them and restores them: attributes and what is inside them at every level (dicts,
-  lists, sets, deques, the attributes of dataclasses and plain objects), the training flag of every module (C++ flags included), buffers (copied
-  before, written back after), parameters (copied on their first in-place write: ``before_write``, which
-  the run calls before every op), ``.data`` swapped under a tensor, ``requires_grad``, ``.grad``.
+- **modules that cannot be copied** (TorchScript children: their tensors and flags live in C++; or a
+  whole model whose stand-in could not be built, the last resort) run live. ``Keeper`` snapshots them and
+  restores them: attributes and what is inside them at every level (dicts, lists, sets, deques, the
+  attributes of dataclasses and plain objects), the training flag of every module (C++ flags included),
+  buffers and tensors held in attributes (copied before, written back after), parameters (copied on their
+  first in-place write: ``before_write``, which the run calls before every op), ``.data`` swapped under a
+  tensor, ``requires_grad``, ``.grad``.
 - **the process**: ``process_state()`` puts back the global RNGs the forward drew from, and the grad mode.
   Torch's CPU generator is never drawn from (fake ops draw nothing; random ops of real execution draw from
   a private generator), so it is never touched. A forward calling Python's ``random`` or NumPy draws from
