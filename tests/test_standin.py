@@ -272,8 +272,10 @@ def test_last_resort_runs_the_live_model_under_a_snapshot_of_every_level(monkeyp
     monkeypatch.setattr(standin, "build", refuse)
     model = Hoarder().train()
     weight, scale, before = model.lin.weight, model.scale, state_of(model)
-    report = count(model, (2, 4), mode="eval", execution="real")
-    assert report.total_macs == 2 * 4 * 4
+    x = torch.ones(2, 4)
+    report = count(model, inputs=x, mode="eval", execution="real")
+    assert report.total_macs == 2 * 4 * 4 and torch.equal(x, torch.ones(2, 4))
+    assert count(model, (2, 4), mode="eval").total_macs == 2 * 4 * 4
     assert model.cache == {"k": []} and model.grid == [[1], [2, [3]]] and list(model.recent) == []
     assert model.memory.seen == [] and list(model.by_weight.values()) == ["w", "b"]
     assert next(iter(model.by_weight)) is weight and model.scale is scale and torch.equal(scale, torch.ones(4))

@@ -175,8 +175,8 @@ def _build(model: nn.Module, plumbing: Plumbing) -> standin.StandIn:
     try:
         return standin.build(model, plumbing.substitute)
     except Exception as error:  # the last resort: the live model itself, snapshotted and restored
-        return standin.StandIn(model, live=[("", model, f"its stand-in could not be built "
-                                                        f"({type(error).__name__}: {error})")])
+        return standin.live(model, plumbing.substitute, f"its stand-in could not be built "
+                                                        f"({type(error).__name__}: {error})")
 
 
 def _forward(state: Run, observers: list[Observer], inputs: Inputs, in_meta: tuple[TensorMeta, ...],

@@ -61,7 +61,7 @@ class StandIn:
 
     def copy(self, value: Any) -> Any:
         """`value` with every tensor substituted and every container copied (inputs, caches)."""
-        assert self.copier is not None
+        assert self.copier is not None, "a StandIn is made by build() or live()"
         return self.copier.value(value, "inputs")
 
     def notes(self) -> tuple[str, ...]:
@@ -266,4 +266,12 @@ def build(model: nn.Module, substitute: Substitute) -> StandIn:
     copier = _Copier(substitute, standin, model)
     standin.copier = copier
     standin.module = copier.value(model, "")
+    return standin
+
+
+def live(model: nn.Module, substitute: Substitute, why: str) -> StandIn:
+    """The last resort: `model` itself runs (its caller snapshots and restores it); inputs are still copied."""
+    standin = StandIn(model, live=[("", model, why)])
+    standin.copier = _Copier(substitute, standin, model)
+    standin.copier.memo.update({id(m): m for m in model.modules()})  # the model's own objects stay themselves
     return standin
