@@ -177,10 +177,14 @@ _NEVER = tuple(getattr(torch.Tag, t) for t in ("data_dependent_output", "dynamic
                if hasattr(torch.Tag, t))
 
 
+_METADATA_WRITES = ("requires_grad_", "_coalesced_", "retain_grad", "set_data", "lift_fresh")  # not in _NEVER
+
+
 def _cache_kind(func: Any) -> int:
     schema = getattr(func, "_schema", None)
     name = getattr(func, "__name__", "")
-    if schema is None or not schema.returns or any(t in func.tags for t in _NEVER) or "lift_fresh" in name:
+    if schema is None or not schema.returns or any(t in func.tags for t in _NEVER) or name.startswith(
+            _METADATA_WRITES):
         return 0
     if any(str(r.type) not in ("Tensor", "Tensor[]") for r in schema.returns):
         return 0
