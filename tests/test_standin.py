@@ -317,6 +317,22 @@ def test_user_hooks_shape_the_counted_outputs() -> None:
     assert report.row("0").call.out_tensors[0].shape == (5, 3)
 
 
+def test_functions_closing_over_the_model_run_on_the_stand_in() -> None:
+    """``model.forward = lambda x: ... model ...`` and a hook writing to the layer it closes over: both act on
+    the stand-in, so the children are counted as rows and the live layer keeps no trace of the count."""
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    model.forward = lambda x: model[2](model[1](model[0](x)))  # type: ignore[method-assign]
+    layer = model[0]
+    layer.seen = []  # type: ignore[assignment]
+    layer.register_forward_hook(lambda m, args, out: layer.seen.append(out))
+    report = count(model, (3, 4))
+    assert [r.layer for r in report.rows] == ["", "0", "1", "2"]
+    assert report.row("0").macs == 3 * 4 * 6 and report.total_macs == 3 * (4 * 6 + 6 * 2)
+    assert layer.seen == []
+    model(torch.randn(3, 4))
+    assert len(layer.seen) == 1 and type(layer.seen[0]) is torch.Tensor
+
+
 # --- inputs and caches -------------------------------------------------------------------------------
 
 class WritesInputs(nn.Module):

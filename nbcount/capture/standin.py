@@ -8,7 +8,8 @@ in itself is copied once. No tensor data is copied on the fake path.
 
 What is copied: modules, tensors, torch generators (their state), the built-in containers and their
 subclasses (dict, list, tuple, set, deque, named tuples), dataclasses and plain Python objects (their
-``__dict__`` / slots), bound methods and partials (re-bound to the copies). What is shared: immutable values,
+``__dict__`` / slots), bound methods, partials and functions whose closure holds the model's modules or
+tensors (an instance ``forward = lambda x: ...``, a hook closing over its layer: re-bound to the copies). What is shared: immutable values,
 functions, classes; and, named in ``shared``, synchronisation objects and what cannot be copied (C++ objects).
 A module that cannot be copied (TorchScript: its tensors live in C++) runs live, named in ``live``;
 its caller protects it with ``nbcount.preserve``. Distributed wrappers' hooks (FSDP) are left out of the
@@ -33,7 +34,7 @@ from torch import nn
 
 Substitute = Callable[[torch.Tensor], torch.Tensor]
 
-_ATOMS = (type(None), bool, int, float, complex, str, bytes, type, types.FunctionType, types.BuiltinFunctionType,
+_ATOMS = (type(None), bool, int, float, complex, str, bytes, type, types.BuiltinFunctionType,
           types.BuiltinMethodType, types.ModuleType, types.CodeType, torch.dtype, torch.device, torch.layout,
           torch.memory_format, torch.Size, torch.finfo, torch.iinfo, range, slice, enum.Enum, property,
           logging.Logger, logging.Handler, weakref.ref, type(Ellipsis), type(NotImplemented))
@@ -154,7 +155,7 @@ class _Copier:
                 if not item:
                     state[name] = kind()
                 else:
-                    state[name] = self._hooks(item, path) if name.startswith("_forward") else kind(item)
+                    state[name] = self._hooks(item, path)
             elif name in _MODULE_TABLES and kind is dict:  # parameters, buffers, children
                 state[name] = {k: None if v is None else self.value(v, f"{path}.{k}" if path else k)
                                for k, v in item.items()}
@@ -171,14 +172,32 @@ class _Copier:
             return item
 
     def _hooks(self, hooks: Any, path: str) -> Any:
-        """A copy of a forward-hook table without distributed wrappers' hooks (they would touch the live model)."""
+        """A copy of a hook table, each hook re-bound to the stand-in (`function`), without distributed
+        wrappers' hooks (they would gather into the live model's parameters)."""
+        if not isinstance(hooks, dict):
+            return type(hooks)(hooks)  # the set of non-persistent buffer names
         kept = type(hooks)()
         for key, hook in hooks.items():
             if _is_distributed_hook(hook):
                 self.standin.dropped_hooks.append((path, type(hook.__self__).__name__))
             else:
-                kept[key] = hook
+                kept[key] = self.value(hook, path) if callable(hook) else hook
         return kept
+
+    def function(self, f: types.FunctionType, where: str) -> types.FunctionType:
+        """`f` itself, or — when its closure holds the model's modules or tensors (``model.forward = lambda x:
+        model.body(x)``, a hook closing over its layer) — a twin whose closure holds their stand-ins."""
+        cells = f.__closure__ or ()
+        if not any(isinstance(c.cell_contents, (nn.Module, torch.Tensor)) or id(c.cell_contents) in self.memo
+                   for c in cells if _filled(c)):
+            return f
+        closure = tuple(types.CellType(self.value(c.cell_contents, where)) if _filled(c) and (
+            isinstance(c.cell_contents, (nn.Module, torch.Tensor)) or id(c.cell_contents) in self.memo) else c
+            for c in cells)
+        twin = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__, closure)
+        functools.update_wrapper(twin, f)
+        twin.__kwdefaults__ = f.__kwdefaults__
+        return self._remember(f, twin)  # type: ignore[no-any-return]
 
     def container(self, v: Any, where: str) -> Any:
         kind = type(v)
@@ -220,6 +239,8 @@ class _Copier:
         return new
 
     def instance(self, v: Any, where: str) -> Any:
+        if isinstance(v, types.FunctionType):
+            return self.function(v, where)
         if isinstance(v, _SHARED):
             self.standin.shared.append((where, type(v).__name__))
             return v
@@ -251,6 +272,14 @@ class _Copier:
             if hasattr(v, name):
                 object.__setattr__(new, name, self.value(getattr(v, name), where))
         return new
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:  # a cell not assigned yet
+        return False
+    return True
 
 
 def _generator_copy(g: torch.Generator) -> torch.Generator:
