@@ -9,8 +9,9 @@ in itself is copied once. No tensor data is copied on the fake path.
 What is copied: modules, tensors, torch generators (their state), the built-in containers and their
 subclasses (dict, list, tuple, set, deque, named tuples), dataclasses and plain Python objects (their
 ``__dict__`` / slots), bound methods, partials and functions whose closure holds the model's modules or
-tensors (an instance ``forward = lambda x: ...``, a hook closing over its layer: re-bound to the copies). What is shared: immutable values,
-functions, classes; and, named in ``shared``, synchronisation objects and what cannot be copied (C++ objects).
+tensors (an instance ``forward = lambda x: ...``, a hook closing over its layer: re-bound to the copies).
+What is shared: immutable values, other functions, classes; and, named in ``shared``, synchronisation
+objects and what cannot be copied (C++ objects).
 A module that cannot be copied (TorchScript: its tensors live in C++) runs live, named in ``live``;
 its caller protects it with ``nbcount.preserve``. Distributed wrappers' hooks (FSDP) are left out of the
 stand-in: its parameters stand in at their full (unsharded) shape.
@@ -276,10 +277,9 @@ class _Copier:
 
 def _filled(cell: Any) -> bool:
     try:
-        cell.cell_contents
-    except ValueError:  # a cell not assigned yet
+        return cell.cell_contents is not _filled  # reads the cell (raises when not assigned yet)
+    except ValueError:
         return False
-    return True
 
 
 def _generator_copy(g: torch.Generator) -> torch.Generator:
