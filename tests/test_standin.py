@@ -608,3 +608,28 @@ def test_run_composes_observers() -> None:
     assert tally.calls == 3 and "aten.relu" in tally.ops and trace.notes == (f"{len(tally.ops)} ops",)
     assert [c.path for c in trace.calls] == ["", "0", "1"] and trace.execution == "fake"
     assert _len_torch_dispatch_stack() == 0
+
+
+def test_repeated_layers_from_the_output_cache_have_the_real_outputs() -> None:
+    """Layers repeated within a count and across counts take their outputs from the cache: each attention's
+    outputs are what the real forward returns (the fused eval path returns no weights)."""
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, batch_first=True)
+    model = nn.TransformerEncoder(layer, 3, enable_nested_tensor=False).eval()
+    real: dict[str, list[tuple[int, ...]]] = {}
+
+    def record(name: str) -> Any:
+        def hook(module: nn.Module, args: Any, out: Any) -> None:
+            outs = out if isinstance(out, tuple) else (out,)
+            real[name] = [tuple(t.shape) for t in outs if isinstance(t, torch.Tensor)]
+        return hook
+
+    handles = [m.register_forward_hook(record(name)) for name, m in model.named_modules()
+               if name.endswith("self_attn")]
+    with torch.no_grad():
+        model(torch.randn(2, 5, 8))
+    for h in handles:
+        h.remove()
+    for _ in range(2):
+        report = count(model, (2, 5, 8))
+        counted = {r.layer: [t.shape for t in r.call.out_tensors] for r in report.rows if r.layer in real}
+        assert counted == real and len(real) == 3

@@ -87,8 +87,10 @@ class _Outputs:
 
     def __init__(self, mode: Any, fake_type: Any):
         self.mode, self.fake_type = mode, fake_type
-        self.kinds: dict[Any, int] = {}  # op -> FRESH, SELF or 0 (never cached)
-        self.entries: dict[tuple[Any, ...], Any] = {}
+        self.kinds = _KINDS  # shared by every run: metadata in, metadata out (like torch's own fake cache)
+        if len(_ENTRIES) > _MOST_ENTRIES:
+            _ENTRIES.clear()
+        self.entries = _ENTRIES
         probe = fake_type(mode, torch.empty(0, device="meta"), torch.device("cpu"))
         self.state = {k: v for k, v in probe.__dict__.items() if k != "_fake_device"}
 
@@ -167,6 +169,11 @@ class _Outputs:
         container, specs = entry
         outs = [self.make(spec) for spec in specs]
         return outs[0] if container is None else container(outs)
+
+
+_KINDS: dict[Any, int] = {}  # op -> FRESH, SELF, VIEW or 0 (never cached)
+_ENTRIES: dict[tuple[Any, ...], Any] = {}  # key (op, default dtype, arguments' metadata) -> outputs' metadata
+_MOST_ENTRIES = 200_000
 
 
 class _Uncacheable(Exception):
@@ -320,13 +327,13 @@ class Plumbing:
         outputs = self.outputs
         kind = outputs.kind(func)
         key = outputs.key(func, args, kwargs) if kind else None
-        if key is not None:
-            entry = outputs.entries.get(key)
-            if entry is not None:
-                return outputs.recall(entry, args)
-        out = func(*args, **kwargs)
-        if key is not None:
-            outputs.remember(key, kind, args, out)
+        entry = outputs.entries.get(key) if key is not None else None
+        if entry is not None:
+            out = outputs.recall(entry, args)
+        else:
+            out = func(*args, **kwargs)
+            if key is not None:
+                outputs.remember(key, kind, args, out)
         if func is _MHA and not (args[10] if len(args) > 10 else kwargs.get("need_weights", True)):
             out = (out[0], None)  # as the CPU kernel: no weights (the fake kernel gives an empty tensor)
         return out
