@@ -10,8 +10,9 @@ from typing import Any
 
 #: (category, path fragments); the first match wins, so specific entries come first
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("nbcount capture (hooks, dispatch mode, recorder)", ("nbcount/capture.py", "nbcount/preserve.py",
-                                                         "nbcount/inputs.py", "nbcount/errors.py")),
+    ("nbcount capture (stand-in, hooks, dispatch mode, recorder)", ("nbcount/capture", "nbcount/preserve.py",
+                                                                    "nbcount/execution.py", "nbcount/inputs.py",
+                                                                    "nbcount/errors.py")),
     ("nbcount receptive field", ("nbcount/receptive.py", "nbcount/rules/receptive.py")),
     ("nbcount rules, report, memory", ("nbcount/rules/", "nbcount/count.py", "nbcount/report.py",
                                        "nbcount/memory.py", "nbcount/derive.py", "nbcount/types.py",

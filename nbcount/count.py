@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from nbcount import capture, errors, lazy
+from nbcount import execution as executions
 from nbcount.conventions import Convention, get_convention
 from nbcount.inputs import (
     InputError,
@@ -21,10 +22,8 @@ from nbcount.inputs import (
     normalise_sizes,
     split_inputs,
 )
-from nbcount.preserve import preserved
 from nbcount.report import Report
 from nbcount.rows import report_from_trace
-from nbcount.types import Trace
 
 
 class CountError(RuntimeError):
@@ -36,46 +35,18 @@ class CountError(RuntimeError):
         self.report, self.layer, self.cause = report, layer, cause
 
 
-def _fake_mode() -> Any:
-    from torch._subclasses.fake_tensor import FakeTensorMode
+def _make_inputs(input_size: InputSize | None, inputs: Any, dtype: torch.dtype | Sequence[torch.dtype],
+                 device: torch.device) -> Any:
+    """The caller's inputs as ``(args, kwargs)`` (the run copies or fakes them), or a function making example
+    inputs inside the run's execution context (fakes there: no memory)."""
+    if inputs is not None:
+        return split_inputs(inputs, device)
+    assert input_size is not None
+    sizes = normalise_sizes(input_size)
 
-    return FakeTensorMode(allow_non_fake_inputs=True)
-
-
-def _is_fake_limitation(error: BaseException) -> bool:
-    """Errors that come from running without data (fake tensors), not from the model being wrong."""
-    mod = type(error).__module__ or ""
-    text = str(error)
-    return (mod.startswith(("torch._subclasses", "torch.fx.experimental", "torch._dynamo"))
-            or "data-dependent" in text or "FakeTensor" in text or "fake tensor" in text.lower()
-            or "Cannot access data pointer" in text or "meta tensor" in text.lower()
-            or isinstance(error, NotImplementedError))
-
-
-def _make_inputs(model: nn.Module, input_size: InputSize | None, inputs: Any,
-                 dtype: torch.dtype | Sequence[torch.dtype], device: torch.device) -> Any:
     def make() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        if inputs is not None:
-            return split_inputs(inputs, device)
-        assert input_size is not None
-        return example_inputs(normalise_sizes(input_size), dtype, device), {}
+        return example_inputs(sizes, dtype, device), {}
     return make
-
-
-def _trace(model: nn.Module, make: Any, device: torch.device, execution: str,
-           run: Callable[..., Trace] = capture.run) -> Trace:
-    if device.type == "meta":
-        return run(model, make, "meta")
-    if execution in ("auto", "fake"):
-        try:
-            with _fake_mode(), errors.quiet_fake_logs():
-                return run(model, make, "fake")
-        except capture.CaptureError as error:
-            if execution == "fake" or not _is_fake_limitation(error.cause):
-                raise
-            note = f"counted with real arithmetic: running without data failed ({type(error.cause).__name__})"
-            return run(model, make, "real", (note,))
-    return run(model, make, "real")
 
 
 def _check_model(model: Any) -> nn.Module:
@@ -114,16 +85,17 @@ def count(model: nn.Module, input_size: InputSize | None = None, *, inputs: Any 
         raise InputError("give exactly one of input_size=(1, 3, 224, 224) or inputs=tensor / tuple / dict")
     if mode not in ("eval", "train", "same"):
         raise ValueError(f"mode must be 'eval', 'train' or 'same', not {mode!r}")
-    if execution not in ("auto", "fake", "real"):
+    if execution not in executions.EXECUTIONS:
         raise ValueError(f"execution must be 'auto', 'fake' or 'real', not {execution!r}")
     check_inputs(input_size, dtype)
     convention_obj = get_convention(convention)
     device = model_device(model)
-    make = _make_inputs(model, input_size, inputs, dtype, device)
+    made = _make_inputs(input_size, inputs, dtype, device)
     options = {"input_size": input_size, "mode": mode, "execution": execution}
-    with capture.frozen_gc(), preserved(model, mode), torch.no_grad():
+    with capture.frozen_gc():
         try:
-            trace = errors.with_model_notes(_trace(model, make, device, execution, _runner(training, loss_fn)), model)
+            trace = executions.trace(model, made, device, execution, mode, _observers(training, loss_fn))
+            trace = errors.with_model_notes(trace, model)
         except capture.CaptureError as error:
             partial = report_from_trace(error.trace, convention_obj, options)
             message = _failure_message(error, model)
@@ -135,13 +107,13 @@ def count(model: nn.Module, input_size: InputSize | None = None, *, inputs: Any 
     return replace(report, count_at=again)
 
 
-def _runner(training: bool, loss_fn: Callable[[Any], torch.Tensor] | None) -> Callable[..., Trace]:
-    """capture.run, or with training=True the capture that also runs the loss and the backward pass."""
+def _observers(training: bool, loss_fn: Callable[[Any], torch.Tensor] | None) -> executions.MakeObservers:
+    """What watches the run besides the module-call tracker: with training=True, the backward pass."""
     if not training:
-        return capture.run
-    from nbcount.training import run
+        return lambda: ()
+    from nbcount.training import Backward
 
-    return functools.partial(run, loss_fn=loss_fn)
+    return lambda: (Backward(loss_fn),)
 
 
 def _failure_message(error: capture.CaptureError, model: nn.Module) -> str:

@@ -1,42 +1,51 @@
-"""Leave the user's model and process exactly as they were: attributes, tensors, hooks, RNG, grad mode.
+"""What a count may touch outside its stand-in, and how it is put back.
 
-What a count may touch and how it is put back:
-- every module's attributes (``training``, caches a forward assigns, hook / parameter / buffer dicts): a
-  shallow snapshot of ``__dict__`` and of the dicts, lists and sets in it, restored in place and in order;
-- buffers (BatchNorm running statistics, ``num_batches_tracked``): copied before, written back after;
-- parameters: copied on their first in-place write (``before_write``, called by capture's dispatch mode),
-  so a count never doubles the model's memory (views and ``.data`` writes included, by storage);
-- ``.data`` swapped under a tensor: the original data is put back;
-- ``.grad`` of every parameter (a training count runs a backward pass): the same object, or None, as before;
-- the global RNG states (torch CPU, CUDA if initialised, Python ``random``, NumPy if imported) and grad mode.
+A count runs on a stand-in of the model (``nbcount.capture.standin``), so the user's model is only read.
+Two things remain, and this module handles them:
+
+- **modules that cannot be copied** (TorchScript children: their tensors and flags live in C++; or a
+  whole model whose stand-in could not be built, the last resort) run live. ``Keeper`` snapshots them and
+  restores them: attributes and what is inside them at every level (dicts, lists, sets, deques, the
+  attributes of dataclasses and plain objects), the training flag of every module (C++ flags included),
+  buffers and tensors held in attributes (copied before, written back after), parameters (copied on their
+  first in-place write: ``before_write``, which the run calls before every op), ``.data`` swapped under a
+  tensor, ``requires_grad``, ``.grad``.
+- **the process**: ``process_state()`` puts back the global RNGs the forward drew from, and the grad mode.
+  Torch's CPU generator is never drawn from (fake ops draw nothing; random ops of real execution draw from
+  a private generator), so it is never touched. A forward calling Python's ``random`` or NumPy draws from
+  those, so they are put back when they changed (as is CUDA's after real execution: its fused dropout takes
+  no generator); a thread drawing from the same generator during such a count sees its draws repeated.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import random
 import sys
 import threading
+import types
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-_active = threading.local()
-_MISSING = object()
 _locks: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _locks_guard = threading.Lock()
+_CONTAINERS = (dict, list, set, collections.deque)
+_DEPTH = 8
+_TABLES = ("_parameters", "_buffers", "_modules")
 
 
-def _model_lock(model: nn.Module) -> threading.RLock:
-    """One re-entrant lock per model: two threads counting the same model take turns (snapshots never interleave)."""
+def _module_lock(module: nn.Module) -> threading.RLock:
+    """One re-entrant lock per live module: two counts that both run it live take turns."""
     with _locks_guard:
-        lock = _locks.get(model)
+        lock = _locks.get(module)
         if lock is None:
-            lock = _locks[model] = threading.RLock()
+            lock = _locks[module] = threading.RLock()
         return lock
 
 
@@ -80,104 +89,99 @@ def _written_args(func: Any, cache: dict[Any, tuple[tuple[int, str], ...]]) -> t
     return found
 
 
-def _snapshot_dict(obj: Any) -> dict[str, tuple[Any, Any]]:
-    """``name -> (value, shallow copy of its contents or None)`` for every attribute of ``obj``."""
-    saved = {}
-    for name, value in obj.__dict__.items():
-        copy = None
-        if isinstance(value, dict):
-            copy = list(value.items())
-        elif isinstance(value, (list, set)):
-            copy = list(value)
-        saved[name] = (value, copy)
-    return saved
+# containers, at every level ---------------------------------------------------------------------------
+def _state(value: Any) -> Any:
+    """What a snapshot keeps of `value`: a container itself, a plain object's ``__dict__``; else None."""
+    if isinstance(value, _CONTAINERS):
+        return value
+    if isinstance(value, (nn.Module, torch.Tensor, type, types.FunctionType, types.ModuleType)):
+        return None  # modules have their own snapshot; tensors their own restore
+    state = getattr(value, "__dict__", None)
+    return state if isinstance(state, dict) else None
 
 
-def _restore_container(value: Any, copy: list[Any]) -> None:
-    if isinstance(value, dict):
-        now = list(value.items())
-        if len(now) != len(copy) or any(a[0] != b[0] or a[1] is not b[1] for a, b in zip(now, copy)):
-            value.clear()
-            value.update(copy)
-    elif len(value) != len(copy) or any(a is not b for a, b in zip(value, copy)):
-        value.clear()
-        if isinstance(value, list):
-            value.extend(copy)
-        else:
-            value.update(copy)
+def _snapshot(value: Any, tensors: list[torch.Tensor], depth: int = 0, seen: set[int] | None = None) -> Any:
+    """``(container, items, [snapshots of the items])`` for a container or a plain object (dataclass,
+    namespace) at any depth (to a limit), None for anything else; the tensors met go to `tensors`."""
+    if isinstance(value, torch.Tensor):
+        tensors.append(value)
+    state = _state(value)
+    seen = set() if seen is None else seen
+    if state is None or depth > _DEPTH or id(state) in seen:
+        return None
+    seen.add(id(state))
+    items = list(state.items()) if isinstance(state, dict) else list(state)
+    inner = [_snapshot(v[1] if isinstance(state, dict) else v, tensors, depth + 1, seen) for v in items]
+    return (state, items, inner)
 
 
-def _restore_dict(obj: Any, saved: dict[str, tuple[Any, Any]]) -> None:
-    attrs = obj.__dict__
+def _restore(saved: Any) -> None:
+    """Put a container (and what is inside it) back to the items it held, in place."""
+    if saved is None:
+        return
+    state, items, inner = saved
+    if isinstance(state, dict):
+        now = list(state.items())
+        if len(now) != len(items) or any(a[0] is not b[0] or a[1] is not b[1] for a, b in zip(now, items)):
+            state.clear()
+            state.update(items)
+    elif len(state) != len(items) or any(a is not b for a, b in zip(state, items)):
+        state.clear()
+        state.extend(items) if not isinstance(state, set) else state.update(items)
+    for child in inner:
+        _restore(child)
+
+
+def _snapshot_attrs(module: nn.Module, tensors: list[torch.Tensor]) -> dict[str, tuple[Any, Any]]:
+    """Every attribute and what is inside it (a ScriptModule's tables are views of C++ state: kept as is)."""
+    return {name: (value, _snapshot(value, tensors) if isinstance(value, dict) or name not in _TABLES else None)
+            for name, value in module.__dict__.copy().items()}
+
+
+def _restore_attrs(module: nn.Module, saved: dict[str, tuple[Any, Any]]) -> None:
+    attrs = module.__dict__
     for name in [n for n in attrs if n not in saved]:
         del attrs[name]
-    for name, (value, copy) in saved.items():
-        if attrs.get(name, _MISSING) is not value:
+    for name, (value, inner) in saved.items():
+        if attrs.get(name, _restore) is not value:
             attrs[name] = value
-        if copy is not None:
-            _restore_container(value, copy)
-
-
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "random": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        state["numpy"] = numpy.random.get_state()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["random"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if "numpy" in state:
-        sys.modules["numpy"].random.set_state(state["numpy"])
-
-
-def _set_training(model: nn.Module, modules: list[nn.Module], training: bool) -> None:
-    """``model.train(training)`` (custom overrides honoured); flag by flag for a module nested in itself."""
-    try:
-        model.train(training)
-    except RecursionError:
-        for m in modules:
-            m.training = training
+        _restore(inner)
 
 
 class Keeper:
-    """Everything one count must put back; ``restore()`` does it."""
+    """Everything counting may change on live modules; ``restore()`` puts it back."""
 
-    def __init__(self, model: nn.Module):
-        self.modules = list(model.modules())  # memoised: a module nested in itself appears once
-        self.attrs = [(m, _snapshot_dict(m)) for m in self.modules]
-        self.tensors: dict[int, tuple[torch.Tensor, torch.Tensor, tuple[Any, ...], bool]] = {}
+    def __init__(self, roots: Sequence[nn.Module]):
+        self.modules = list({id(m): m for root in roots for m in root.modules()}.values())
+        loose: list[torch.Tensor] = []  # tensors in plain attributes and containers, at any depth
+        self.attrs = [(m, _snapshot_attrs(m, loose)) for m in self.modules]
+        self.flags = [(m, m.training) for m in self.modules]  # read through the class: C++ flags too
+        tensors = list(self._tensors())
+        known = {id(t) for t, _ in tensors}
+        tensors += [(t, False) for t in {id(t): t for t in loose if id(t) not in known}.values()]
+        self.tensors = {id(t): (t, t.data, _layout(t), t.requires_grad) for t, _ in tensors}
         self.by_storage: dict[int, list[torch.Tensor]] = {}
-        for t, is_param in self._model_tensors():
-            self.tensors[id(t)] = (t, t.data, _layout(t), t.requires_grad)
+        for t, is_param in tensors:
             key = _tensor_key(t)
             if key is not None and is_param:
                 self.by_storage.setdefault(key, []).append(t)
-        self.buffer_copies = {id(b): b.detach().clone() for b, is_param in self._model_tensors()
+        self.buffer_copies = {id(b): b.detach().clone() for b, is_param in tensors
                               if not is_param and _tensor_key(b) is not None}
-        self.grads = [(t, t.grad) for t, is_param in self._model_tensors() if is_param]
+        self.grads = [(t, t.grad) for t, is_param in tensors if is_param]
         self.param_copies: dict[int, torch.Tensor] = {}
         self.schema_cache: dict[Any, tuple[tuple[int, str], ...]] = {}
-        self.rng = _rng_state()
-        self.grad_enabled = torch.is_grad_enabled()
 
-    def _model_tensors(self) -> Iterator[tuple[torch.Tensor, bool]]:
+    def _tensors(self) -> Iterator[tuple[torch.Tensor, bool]]:
         seen: set[int] = set()
         for m in self.modules:
             for table, is_param in ((m._parameters, True), (m._buffers, False)):
-                for t in table.values():
+                for t in list(table.values()):
                     if t is not None and id(t) not in seen:
                         seen.add(id(t))
                         yield t, is_param
 
     def before_write(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """Copy a parameter about to be written in place by ``func`` (once per parameter)."""
+        """Copy a live parameter about to be written in place by ``func`` (once per parameter)."""
         if not self.by_storage:
             return
         for index, name in _written_args(func, self.schema_cache):
@@ -192,11 +196,12 @@ class Keeper:
                             self.param_copies[id(param)] = param.detach().clone()
 
     def restore(self) -> None:
-        """Put back RNG, grad mode, attributes, tensor data, parameter and buffer values, gradients."""
-        _set_rng_state(self.rng)
-        torch.set_grad_enabled(self.grad_enabled)
+        """Put back attributes, containers, training flags, tensor data and values, gradients."""
         for module, saved in self.attrs:
-            _restore_dict(module, saved)
+            _restore_attrs(module, saved)
+        for module, flag in self.flags:
+            if module.training != flag:
+                module.training = flag  # a ScriptModule forwards this to its C++ attribute
         with torch.no_grad():
             for key, (t, data, layout, requires_grad) in self.tensors.items():
                 if _layout(t) != layout:
@@ -211,24 +216,61 @@ class Keeper:
                     t.grad = grad
 
 
-def before_write(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Called by capture's dispatch mode before every op: protects the model being counted on this thread."""
-    keeper = getattr(_active, "keeper", None)
-    if keeper is not None:
-        keeper.before_write(func, args, kwargs)
+@contextlib.contextmanager
+def kept(roots: Sequence[nn.Module]) -> Iterator[Keeper | None]:
+    """Within: `roots` (live modules a count runs) may change; after: everything restored. None: no roots."""
+    if not roots:
+        yield None
+        return
+    with contextlib.ExitStack() as locks:
+        for root in roots:
+            locks.enter_context(_module_lock(root))
+        keeper = Keeper(roots)
+        try:
+            yield keeper
+        finally:
+            keeper.restore()
+
+
+# the process -----------------------------------------------------------------------------------------
+def _rng_state(real: bool) -> dict[str, Any]:
+    state: dict[str, Any] = {"random": random.getstate()}
+    if real and torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()  # CUDA's fused dropout takes no generator
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        state["numpy"] = numpy.random.get_state()
+    return state
+
+
+def _changed(key: str, before: Any, after: Any) -> bool:
+    if key == "cuda":
+        return len(before) != len(after) or any(not torch.equal(a, b) for a, b in zip(before, after))
+    if key == "numpy":
+        return before[0] != after[0] or before[2:] != after[2:] or bool((before[1] != after[1]).any())
+    return bool(before != after)
+
+
+def _put_back(key: str, state: Any) -> None:
+    if key == "cuda":
+        torch.cuda.set_rng_state_all(state)
+    elif key == "random":
+        random.setstate(state)
+    else:
+        sys.modules["numpy"].random.set_state(state)
 
 
 @contextlib.contextmanager
-def preserved(model: nn.Module, mode: str) -> Iterator[Keeper]:
-    """Within: the model in `mode` ("eval", "train" or "same"); after: everything restored."""
-    with _model_lock(model):
-        keeper = Keeper(model)
-        outer = getattr(_active, "keeper", None)
-        _active.keeper = keeper
-        try:
-            if mode in ("eval", "train"):
-                _set_training(model, keeper.modules, mode == "train")
-            yield keeper
-        finally:
-            _active.keeper = outer
-            keeper.restore()
+def process_state(real: bool) -> Iterator[None]:
+    """Within: the forward may draw from global RNGs; after: each one that changed is put back (CUDA's only
+    after real execution), and the grad mode is as before. An RNG that did not change is left alone."""
+    before = _rng_state(real)
+    grad_enabled = torch.is_grad_enabled()
+    try:
+        yield
+    finally:
+        torch.set_grad_enabled(grad_enabled)
+        after = _rng_state(real)
+        for key, state in before.items():
+            if key in after and _changed(key, state, after[key]):
+                _put_back(key, state)

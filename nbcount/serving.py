@@ -9,6 +9,7 @@ the attention's key back to the projection that made it (a matmul). Its width pe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -64,19 +65,30 @@ class _Graph:
                 if op.op in _SDPA or op.op in _SOFTMAX or op.op == "aten._native_multi_head_attention":
                     self.sites.append((row.layer, op))
 
-    def width(self, t: TensorMeta, tokens: int, limit: int = 64) -> int:
-        """Elements per token of the smallest tensor from `t` back to the product that made it."""
-        best, current = t.numel, t
+    def width(self, t: TensorMeta, count: int, limit: int = 64) -> int:
+        """Elements per token of the smallest tensor from `t` back to the product that made it.
+
+        Through a ``cat`` (a KV-cache appending this step's keys to the cached ones, or to transformers'
+        empty placeholder) the walk follows the largest part, whose tokens are its share of the cat's."""
+        tokens, current = Fraction(count), t
+        best = t.numel / tokens
         for _ in range(limit):
             op = self.producer.get(current.tid)
             if op is None or op.op in _PRODUCTS:
                 break
-            args = tensor_metas(op.args)
+            args = [a for a in tensor_metas(op.args) if a.numel]
             if not args:
                 break
-            current = args[0]
-            best = min(best, current.numel)
-        return best // tokens
+            if op.op == "aten.cat" and len(current.shape) > 0:
+                part = max(args, key=lambda a: a.numel)
+                dim = _cat_dim(op, len(current.shape))
+                if len(part.shape) == len(current.shape) and current.shape[dim]:
+                    tokens = tokens * Fraction(part.shape[dim], current.shape[dim])
+                current = part
+            else:
+                current = args[0]
+            best = min(best, Fraction(current.numel) / tokens)
+        return int(best)
 
     def follow(self, t: TensorMeta, forward: bool, limit: int = 16) -> OpEvent | None:
         """The first bmm reached from `t` through shape / scale / mask ops (downstream or upstream), every branch
@@ -97,6 +109,11 @@ class _Graph:
                 return None
             frontier = following
         return None
+
+
+def _cat_dim(op: OpEvent, ndim: int) -> int:
+    dim = op.arg(1, "dim", 0)
+    return int(dim) % ndim if isinstance(dim, int) else 0
 
 
 def _sdpa_site(graph: _Graph, layer: str, op: OpEvent) -> AttentionSite:

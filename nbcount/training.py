@@ -1,4 +1,4 @@
-"""One training step under the capture: forward, loss, backward; gradient kernels attributed per layer.
+"""One training step as a capture observer (``Backward``): forward, loss, backward; gradient kernels per layer.
 
 Attribution goes through autograd itself. Every autograd node gets a sequence number when the forward
 creates it; the module hooks note the sequence number at each module boundary; during backward
@@ -12,6 +12,7 @@ backward are measured with ``torch.autograd.graph.saved_tensors_hooks``, once pe
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -21,8 +22,7 @@ import torch
 from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 
-from nbcount import capture
-from nbcount.capture import CaptureError, tensors_of
+from nbcount.capture import Observer, Run, tensors_of
 from nbcount.types import LayerCall, OpEvent, TensorMeta, Trace
 
 LossFn = Callable[[Any], torch.Tensor]
@@ -56,11 +56,12 @@ class TrainingTrace(Trace):
     saved: tuple[SavedTensor, ...] = ()
 
 
-class _TrainingRecorder(capture._Recorder):
-    """The forward recorder, plus module boundaries in autograd sequence numbers, backward ops and saves."""
+class Backward(Observer):
+    """Observer of a training step: module boundaries in autograd sequence numbers during the forward, then
+    the loss and ``autograd.grad`` of it, with every backward op, the gradients' parts and saved activations."""
 
-    def __init__(self, model: nn.Module):
-        super().__init__(model)
+    def __init__(self, loss_fn: LossFn | None = None):
+        self.loss_fn = loss_fn
         self.phase = "forward"
         self.boundaries: list[int] = [-1]  # autograd sequence number at each module enter / leave
         self.owners: list[int | None] = [None]  # the innermost call from that boundary on
@@ -72,21 +73,31 @@ class _TrainingRecorder(capture._Recorder):
         self.weight_nodes: set[int] = set()  # sequence numbers of the autograd nodes of such tensors
         self.weight_grads: set[int] = set()  # node outputs that are gradients of weights
         self.input_grads: set[int] = set()  # node outputs that are gradients of activations
-        self.buffer_ids = {id(b) for b in model.buffers()}
         self.last: tuple[int | None, int] = (None, -1)
         self.seq = torch._C._autograd._get_sequence_nr()
 
+    def start(self, run: Run) -> None:
+        self.tracker, self.book, self.inputs = run.tracker, run.book, run.inputs
+        self.model = run.standin.module
+        self.buffer_ids = {id(b) for b in self.model.buffers()}
+
+    def context(self) -> contextlib.AbstractContextManager[Any]:
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.enable_grad())
+        stack.enter_context(saved_tensors_hooks(self.pack, _unpack))
+        self.mark()  # the forward's first boundary: autograd nodes from here on are the count's own
+        return stack
+
     def mark(self) -> None:
         """Note the current autograd sequence number as the start of the innermost call's nodes."""
+        stack = self.tracker.stack
         self.boundaries.append(torch._C._autograd._get_sequence_nr())
-        self.owners.append(self.stack[-1] if self.stack else None)
+        self.owners.append(stack[-1] if stack else None)
 
     def enter(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        super().enter(module, args, kwargs)
         self.mark()
 
     def leave(self, module: nn.Module, output: Any) -> None:
-        super().leave(module, output)
         self.mark()
 
     def owner(self, node: Any) -> int | None:
@@ -95,7 +106,7 @@ class _TrainingRecorder(capture._Recorder):
 
     def is_weight(self, t: torch.Tensor) -> bool:
         """A parameter or buffer, or a view or cast of one."""
-        return id(t) in self.param_names or id(t) in self.buffer_ids or self.ids.get(t) in self.weight_tids
+        return id(t) in self.tracker.param_names or id(t) in self.buffer_ids or self.book.tid(t) in self.weight_tids
 
     def op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         outs = [t for t in (out if isinstance(out, (tuple, list)) else (out,)) if isinstance(t, torch.Tensor)]
@@ -103,15 +114,12 @@ class _TrainingRecorder(capture._Recorder):
             ins = tensors_of((args, kwargs))
             seq = torch._C._autograd._get_sequence_nr()
             if ins and all(self.is_weight(t) for t in ins):  # W.t(), W.to(half), bias.expand(...)
-                self.weight_tids.update(self.meta(t).tid for t in outs)
+                self.weight_tids.update(self.book.meta(t).tid for t in outs)
                 if seq > self.seq:  # this op created an autograd node: seq - 1
                     self.weight_nodes.add(seq - 1)
             self.seq = seq
-            super().op(func, args, kwargs, out)
             return
-        event = OpEvent(str(func.overloadpacket), tuple(self.convert(a) for a in args),
-                        tuple((k, self.convert(v)) for k, v in kwargs.items()),
-                        tuple(self.meta(t) for t in outs), bool(getattr(func, "is_view", False)))
+        event = self.tracker.event(func, args, kwargs, out, forward=False)
         if self.phase == "loss":
             self.loss_ops.append(event)
             return
@@ -123,7 +131,7 @@ class _TrainingRecorder(capture._Recorder):
     def node_done(self, node: Any, grad_inputs: tuple[Any, ...], _: tuple[Any, ...]) -> None:
         """Autograd node hook: file each gradient the node produced as a weight's or an activation's."""
         for grad, (target, _index) in zip(grad_inputs, node.next_functions):
-            tid = self.ids.get(grad) if isinstance(grad, torch.Tensor) else None
+            tid = self.book.tid(grad) if isinstance(grad, torch.Tensor) else None
             if tid is not None and target is not None:
                 (self.weight_grads if self.feeds_weight(target) else self.input_grads).add(tid)
 
@@ -131,7 +139,7 @@ class _TrainingRecorder(capture._Recorder):
         """Whether autograd node `target` leads to a parameter (its AccumulateGrad or a view / cast of it)."""
         variable = getattr(target, "variable", None)
         if variable is not None:
-            return id(variable) in self.param_names
+            return id(variable) in self.tracker.param_names
         return target._sequence_nr() in self.weight_nodes
 
     def pack(self, t: torch.Tensor) -> torch.Tensor:
@@ -145,9 +153,37 @@ class _TrainingRecorder(capture._Recorder):
             key, nbytes = id(t), t.numel() * t.element_size()
         if key not in self.saved_storages:
             self.saved_storages.add(key)
-            call = self.stack[-1] if self.phase == "forward" and self.stack else None
+            stack = self.tracker.stack
+            call = stack[-1] if self.phase == "forward" and stack else None
             self.saved.append(SavedTensor(call, nbytes, t.element_size(), t.is_floating_point()))
         return t
+
+    def after_forward(self, output: Any) -> None:
+        """The loss of `output`, then ``autograd.grad`` of it with respect to the parameters (never ``.grad``)."""
+        params = [p for p in _unique_params(self.model) if p.requires_grad]
+        grad_inputs = [t for t in tensors_of(self.inputs) if t.requires_grad]
+        self.phase = "loss"
+        loss = _loss(output, self.loss_fn)
+        self.phase = "backward"
+        wrt = params + grad_inputs
+        if loss is None or not wrt:
+            return
+        handles: list[Any] = []
+        try:
+            _hook_nodes(loss.grad_fn, self, handles)
+            grads = torch.autograd.grad(loss, wrt, allow_unused=True)[:len(params)]
+        finally:
+            for h in handles:
+                h.remove()
+        found = (self.book.tid(g) for g in grads if g is not None)
+        self.weight_grads.update(tid for tid in found if tid is not None)
+
+    def finish(self, trace: Trace) -> TrainingTrace:
+        parts = weight_parts([(node, event) for _, node, event in self.backward], self.weight_grads,
+                             self.input_grads)
+        events = tuple(BackwardEvent(call, event, part) for (call, _, event), part in zip(self.backward, parts))
+        base = {f.name: getattr(trace, f.name) for f in fields(Trace)}
+        return TrainingTrace(**base, backward=events, loss_ops=tuple(self.loss_ops), saved=tuple(self.saved))
 
 
 def _unpack(t: torch.Tensor) -> torch.Tensor:
@@ -196,7 +232,7 @@ def _feeds_only(users: list[int], i: int, node: int, events: list[tuple[int, OpE
     return bool(later) and all(weight[j] and events[j][0] == node for j in later)
 
 
-def _hook_nodes(root: Any, recorder: _TrainingRecorder, handles: list[Any]) -> None:
+def _hook_nodes(root: Any, recorder: Backward, handles: list[Any]) -> None:
     """Register recorder.node_done on every autograd node this count created, reachable from `root`."""
     seen: set[int] = set()
     todo = [root]
@@ -218,50 +254,6 @@ def tensor_metas(value: Any) -> list[TensorMeta]:
     if isinstance(value, (tuple, list)):
         return [m for v in value for m in tensor_metas(v)]
     return []
-
-
-def run(model: nn.Module, make_inputs: Callable[[], tuple[tuple[Any, ...], dict[str, Any]]], execution: str,
-        notes: tuple[str, ...] = (), *, loss_fn: LossFn | None = None) -> TrainingTrace:
-    """capture.run, then the loss and ``autograd.grad`` of it under the same recorder."""
-    recorder = _TrainingRecorder(model)
-    args, kwargs = make_inputs()
-    for t in tensors_of((args, kwargs)):
-        recorder.track_allocation(t)
-    in_meta = tuple(recorder.tensors_in((args, kwargs)))
-    out_meta: tuple[TensorMeta, ...] = ()
-    handles: list[Any] = []
-    params = [p for p in _unique_params(model) if p.requires_grad]
-    grad_inputs = [t for t in tensors_of((args, kwargs)) if t.requires_grad]
-    try:
-        capture._attach(model, recorder, handles)
-        with torch.enable_grad(), saved_tensors_hooks(recorder.pack, _unpack), capture._OpMode(recorder):
-            recorder.mark()
-            output = model(*args, **kwargs)
-            out_meta = tuple(recorder.tensors_in(output))
-            recorder.phase = "loss"
-            loss = _loss(output, loss_fn)
-            recorder.phase = "backward"
-            wrt = params + grad_inputs
-            if loss is not None and wrt:
-                _hook_nodes(loss.grad_fn, recorder, handles)
-                grads = torch.autograd.grad(loss, wrt, allow_unused=True)[:len(params)]
-                found = (recorder.ids.get(g) for g in grads if g is not None)
-                recorder.weight_grads.update(tid for tid in found if tid is not None)
-            del output, loss
-    except Exception as error:
-        trace = capture._trace(model, recorder, execution, in_meta, out_meta, notes)
-        layer = recorder.frames[recorder.failed_frame].path if recorder.failed_frame is not None else ""
-        where = "forward" if recorder.phase == "forward" else f"{recorder.phase} pass"
-        raise CaptureError(f"{where} failed: {error}", trace, layer, error) from error
-    finally:
-        for h in handles:
-            h.remove()
-    trace = capture._trace(model, recorder, execution, in_meta, out_meta, notes)
-    parts = weight_parts([(node, event) for _, node, event in recorder.backward], recorder.weight_grads,
-                         recorder.input_grads)
-    events = tuple(BackwardEvent(call, event, part) for (call, _, event), part in zip(recorder.backward, parts))
-    base = {f.name: getattr(trace, f.name) for f in fields(Trace)}
-    return TrainingTrace(**base, backward=events, loss_ops=tuple(recorder.loss_ops), saved=tuple(recorder.saved))
 
 
 def loss_call() -> LayerCall:

@@ -30,7 +30,7 @@ def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
     assert data["view"]["rows"] == 51 and data["view"]["dataframe_s"] is not None
 
     text = out.read_text()
-    for heading in ("## Headline", "## Targets of issue #6", "## Machine", "## Seconds per tool",
+    for heading in ("## Headline", "## Targets of issues #6 and #13", "## Machine", "## Seconds per tool",
                     "## nbcount part by part", "## Large models built on meta", "## Method"):
         assert heading in text
     assert "LeNet-5" in text and "Llama tiny on meta" in text
