@@ -225,10 +225,9 @@ class ServingRoofline:
         return serving_text(self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        import html
+        from nbcount.render import text_bundle
 
-        text = self.to_text()
-        return {"text/plain": text, "text/html": f"<pre>{html.escape(text)}</pre>"}
+        return text_bundle(self.to_text())
 
 
 def _token_shapes(report: Report, batch: int, tokens: int) -> tuple[list[tuple[int, ...]], list[Any]]:

@@ -101,7 +101,7 @@ def summary_model(report: Report, units: str, sums: Figures | None = None) -> di
 # derivations ---------------------------------------------------------------------------------------
 def _step(step: Any) -> list[Any]:
     """[label, formula, substituted, value, note] of one Step (symbols and numbers as plain text)."""
-    from nbcount.derive import fmt
+    from nbcount.render import fmt
 
     formula = getattr(step, "formula", "") or ""
     substituted = step.substituted if formula and getattr(step, "symbols", ()) else ""
