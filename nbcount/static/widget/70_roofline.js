@@ -39,18 +39,13 @@ function logTick(v) {
 function decadeBelow(v) { return 10 ** Math.floor(Math.log10(v)); }
 function decadeAbove(v) { return 10 ** Math.ceil(Math.log10(v)); }
 
-function rooflineChart(payload, width, pick, picked) {
+function rooflineScales(payload, width) {
+  // log-log scales with room: a decade beyond the dots, the ridge points and the peak's label
   const d = payload.dots;
   const roofs = payload.roofs;
   const bw = payload.summary.bandwidth;
   const height = 330;
   const m = { left: 66, right: 14, top: 14, bottom: 46 };
-  const node = svg("svg", { width, height, viewBox: "0 0 " + width + " " + height, role: "img",
-    "aria-label": "roofline chart" });
-  if (!d.intensity.length) {
-    node.append(svg("text", { x: m.left, y: 40, text: "No layer does arithmetic: nothing to place on the roofline." }));
-    return node;
-  }
   const ridges = roofs.map((r) => r.ridge);
   const xLo = decadeBelow(Math.min(...d.intensity, ...ridges) / 3);
   const xHi = decadeAbove(Math.max(Math.max(...d.intensity) * 6, Math.max(...ridges) * 20)); // room right of the ridge
@@ -61,44 +56,53 @@ function rooflineChart(payload, width, pick, picked) {
   const plotH = height - m.top - m.bottom;
   const X = (v) => m.left + (plotW * (Math.log10(v) - Math.log10(xLo))) / (Math.log10(xHi) - Math.log10(xLo));
   const Y = (v) => m.top + plotH - (plotH * (Math.log10(v) - Math.log10(yLo))) / (Math.log10(yHi) - Math.log10(yLo));
-  const mainRidge = roofs[roofs.length - 1].ridge;
-  const slopeStart = Math.max(xLo, yLo / bw); // where the bandwidth slope enters the plot
-  // the two regions, then the grid and the axes
+  return { width, height, m, plotW, plotH, xLo, xHi, yLo, yHi, X, Y, bw,
+    mainRidge: roofs[roofs.length - 1].ridge, slopeStart: Math.max(xLo, yLo / bw) };
+}
+
+const LABEL_ROOM = 100; // px a region's or a ridge's label needs beside the ridge line
+
+function drawAxes(node, sc) {
+  // the memory-bound region shaded, the two regions named at the ridge, the grid, the ticks, the axis titles
+  const { m, X, Y, plotW, plotH, mainRidge } = sc;
   node.append(svg("rect", { x: m.left, y: m.top, width: Math.max(0, X(mainRidge) - m.left), height: plotH,
     class: "nb-region-mem" }));
-  const room = 100; // px a region's label needs beside the ridge line
-  if (X(mainRidge) - m.left > room) {
+  if (X(mainRidge) - m.left > LABEL_ROOM) {
     node.append(svg("text", { x: X(mainRidge) - 6, y: m.top + 14, "text-anchor": "end", class: "nb-region-label",
       text: "← memory-bound" }));
   }
-  if (m.left + plotW - X(mainRidge) > room) {
+  if (m.left + plotW - X(mainRidge) > LABEL_ROOM) {
     node.append(svg("text", { x: X(mainRidge) + 6, y: m.top + 14, class: "nb-region-label", text: "compute-bound →" }));
   }
   const axis = svg("g", { class: "nb-axis" });
-  for (const t of logTicks(xLo, xHi)) {
+  for (const t of logTicks(sc.xLo, sc.xHi)) {
     axis.append(svg("line", { x1: X(t), x2: X(t), y1: m.top, y2: m.top + plotH }));
     axis.append(svg("text", { x: X(t), y: m.top + plotH + 15, "text-anchor": "middle", text: logTick(t) }));
   }
-  for (const t of logTicks(yLo, yHi)) {
+  for (const t of logTicks(sc.yLo, sc.yHi)) {
     axis.append(svg("line", { x1: m.left, x2: m.left + plotW, y1: Y(t), y2: Y(t) }));
     axis.append(svg("text", { x: m.left - 6, y: Y(t) + 4, "text-anchor": "end", text: logTick(t) }));
   }
-  axis.append(svg("text", { x: m.left + plotW / 2, y: height - 8, "text-anchor": "middle", class: "nb-axis-title",
+  axis.append(svg("text", { x: m.left + plotW / 2, y: sc.height - 8, "text-anchor": "middle", class: "nb-axis-title",
     text: "arithmetic intensity (FLOPs per byte moved)" }));
   axis.append(svg("text", { x: 14, y: m.top + plotH / 2, "text-anchor": "middle", class: "nb-axis-title",
     transform: "rotate(-90 14 " + (m.top + plotH / 2) + ")", text: "attained FLOP/s" }));
   node.append(axis);
-  // the roofs: bandwidth slope up to each ridge point, then the peak
+}
+
+function drawRoofs(node, roofs, sc) {
+  // each roof: the bandwidth slope up to its ridge point, then its peak; the slope named along itself
+  const { m, X, Y, bw, slopeStart, mainRidge } = sc;
   roofs.forEach((roof, i) => {
-    const points = [[slopeStart, slopeStart * bw], [roof.ridge, roof.flops_per_s], [xHi, roof.flops_per_s]];
+    const points = [[slopeStart, slopeStart * bw], [roof.ridge, roof.flops_per_s], [sc.xHi, roof.flops_per_s]];
     node.append(svg("polyline", { class: "nb-roof" + (i < roofs.length - 1 ? " nb-roof-low" : ""),
       points: points.map(([x, y]) => X(x).toFixed(1) + "," + Y(y).toFixed(1)).join(" ") }));
-    node.append(svg("text", { x: width - m.right - 6, y: Y(roof.flops_per_s) - 18, "text-anchor": "end",
+    node.append(svg("text", { x: sc.width - m.right - 6, y: Y(roof.flops_per_s) - 18, "text-anchor": "end",
       class: "nb-roof-label", text: "peak " + siUnit(roof.flops_per_s, "FLOP/s") + " (" + roof.keys + ")" }));
-    node.append(svg("line", { x1: X(roof.ridge), x2: X(roof.ridge), y1: Y(roof.flops_per_s), y2: m.top + plotH,
+    node.append(svg("line", { x1: X(roof.ridge), x2: X(roof.ridge), y1: Y(roof.flops_per_s), y2: m.top + sc.plotH,
       class: "nb-ridge" }));
-    const right = m.left + plotW - X(roof.ridge) > room; // the label beside the line, on the side with room
-    node.append(svg("text", { x: X(roof.ridge) + (right ? 4 : -4), y: m.top + plotH - 6 - 14 * i,
+    const right = m.left + sc.plotW - X(roof.ridge) > LABEL_ROOM; // the label on the side with room
+    node.append(svg("text", { x: X(roof.ridge) + (right ? 4 : -4), y: m.top + sc.plotH - 6 - 14 * i,
       "text-anchor": right ? "start" : "end", class: "nb-ridge-label", text: "ridge " + sig3(roof.ridge) + " FLOP/B" }));
   });
   const angle = (Math.atan2(Y(mainRidge * bw) - Y(slopeStart * bw), X(mainRidge) - X(slopeStart)) * 180) / Math.PI;
@@ -106,18 +110,22 @@ function rooflineChart(payload, width, pick, picked) {
   node.append(svg("text", { x: X(mid), y: Y(mid * bw) - 6, "text-anchor": "middle", class: "nb-roof-label",
     transform: "rotate(" + angle.toFixed(1) + " " + X(mid).toFixed(1) + " " + (Y(mid * bw) - 6).toFixed(1) + ")",
     text: "memory " + siUnit(bw, "B/s") }));
-  // the dots, biggest first so the small ones stay clickable; the slowest five numbered as in the table
+}
+
+function drawDots(node, payload, sc, pick, picked) {
+  // biggest first so the small ones stay clickable; the slowest five numbered as in the table (once per spot)
+  const d = payload.dots;
   const tMax = Math.max(...d.time_s);
   const order = d.time_s.map((_, i) => i).sort((a, b) => d.time_s[b] - d.time_s[a]);
   const total = payload.summary.total_time_s || 1;
-  const labelled = []; // rank labels placed: a dot on top of another keeps the label of the slower one
+  const labelled = [];
   for (const i of order) {
     const rank = d.rank[i];
     const r = 3 + 11 * Math.sqrt(d.time_s[i] / tMax);
-    const cx = X(d.intensity[i]);
-    const cy = Y(d.flops_per_s[i]);
-    const g = svg("g", { class: "nb-dot" + (rank === picked ? " nb-dot-picked" : "") + (rank < payload.rows.length
-      ? " nb-clickable" : "") });
+    const cx = sc.X(d.intensity[i]);
+    const cy = sc.Y(d.flops_per_s[i]);
+    const listed = rank < payload.rows.length;
+    const g = svg("g", { class: "nb-dot" + (rank === picked ? " nb-dot-picked" : "") + (listed ? " nb-clickable" : "") });
     g.append(svg("title", { text: (rank + 1) + ". " + d.label[i] + ": " + seconds(d.time_s[i]) + " (" +
       percent(d.time_s[i], total) + " of the time), " + (d.memory[i] ? "memory" : "compute") + "-bound, " +
       sig3(d.intensity[i]) + " FLOP/B, " + siUnit(d.flops_per_s[i], "FLOP/s") }));
@@ -126,9 +134,23 @@ function rooflineChart(payload, width, pick, picked) {
       labelled.push([cx, cy]);
       g.append(svg("text", { x: cx + r + 2, y: cy - r + 4, class: "nb-dot-rank", text: String(rank + 1) }));
     }
-    if (rank < payload.rows.length) g.addEventListener("click", () => pick({ row: rank }));
+    if (listed) g.addEventListener("click", () => pick({ row: rank }));
     node.append(g);
   }
+}
+
+function rooflineChart(payload, width, pick, picked) {
+  const height = 330;
+  const node = svg("svg", { width, height, viewBox: "0 0 " + width + " " + height, role: "img",
+    "aria-label": "roofline chart" });
+  if (!payload.dots.intensity.length) {
+    node.append(svg("text", { x: 66, y: 40, text: "No layer does arithmetic: nothing to place on the roofline." }));
+    return node;
+  }
+  const sc = rooflineScales(payload, width);
+  drawAxes(node, sc);
+  drawRoofs(node, payload.roofs, sc);
+  drawDots(node, payload, sc, pick, picked);
   return node;
 }
 
