@@ -9,12 +9,13 @@ the equivalence or the factor between them explained. Every view is a function o
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nbcount.derive import Number, fmt
+from nbcount import escape
+from nbcount.formula import Number
+from nbcount.render import Shown, fmt
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,8 +47,8 @@ def side_by_side(title: str, names: tuple[str, str], lines: Sequence[Line]) -> T
                  tuple((item, (x, y, _ratio(x, y))) for item, x, y in lines))
 
 
-@dataclass(frozen=True)
-class ReportDiff:
+@dataclass(frozen=True, repr=False)
+class ReportDiff(Shown):
     """Two reports compared: tables (totals, per layer kind, per stage) and the reasons in words."""
 
     names: tuple[str, str]
@@ -82,30 +83,21 @@ class ReportDiff:
         lines += ["", "  why", *(f"    - {reason}" for reason in self.why)]
         return "\n".join(lines)
 
-    def __str__(self) -> str:
-        return self.to_text()
-
-    def __repr__(self) -> str:
-        return self.to_text()
-
     def to_html(self) -> str:
         """Escaped HTML tables, the derivations and the reasons as a list."""
-        a, b = (html.escape(n) for n in self.names)
-        parts = [f"<div class='nbcount-diff'><p><b>{a} vs {b}</b></p>"]
+        a, b = (escape.html(n) for n in self.names)
+        parts = [f"<div class='nbcount-diff {escape.NO_MATH}'><p><b>{a} vs {b}</b></p>"]
         for t in self.tables:
-            head = "".join(f"<th>{html.escape(c)}</th>" for c in t.columns)
-            body = "".join(f"<tr><td>{html.escape(item)}</td>" + "".join(f"<td>{html.escape(_cell(v))}</td>"
+            head = "".join(f"<th>{escape.html(c)}</th>" for c in t.columns)
+            body = "".join(f"<tr><td>{escape.html(item)}</td>" + "".join(f"<td>{escape.html(_cell(v))}</td>"
                                                                         for v in values) + "</tr>"
                            for item, values in t.rows)
-            parts.append(f"<p><i>{html.escape(t.title)}</i></p><table><tr><th></th>{head}</tr>{body}</table>")
+            parts.append(f"<p><i>{escape.html(t.title)}</i></p><table><tr><th></th>{head}</tr>{body}</table>")
         for number, left, right in self.derivations:
-            parts.append(f"<p><i>{html.escape(number)}</i></p><ul><li>{a}: {html.escape(left)}</li>"
-                         f"<li>{b}: {html.escape(right)}</li></ul>")
-        parts.append("<p><i>why</i></p><ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in self.why) + "</ul>")
+            parts.append(f"<p><i>{escape.html(number)}</i></p><ul><li>{a}: {escape.html(left)}</li>"
+                         f"<li>{b}: {escape.html(right)}</li></ul>")
+        parts.append("<p><i>why</i></p><ul>" + "".join(f"<li>{escape.html(r)}</li>" for r in self.why) + "</ul>")
         return "".join(parts) + "</div>"
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": self.to_text(), "text/html": self.to_html()}
 
 
 def _ratio(a: Number, b: Number) -> float | None:

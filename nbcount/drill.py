@@ -9,12 +9,13 @@ logic on its own: numbers as written by people (``73,856``, ``1.05M``, ``2.4e8``
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from nbcount.derive import Derivation, Step, fmt
+from nbcount import escape
+from nbcount.derive import Derivation, Step
+from nbcount.render import fmt
 
 Expected = int | float | tuple[int, ...]
 
@@ -135,7 +136,7 @@ class Question:
         """Check an answer; in the widget this also reveals the derivation."""
         self.verdict = check(text, self.expected)
         if self._widgets:
-            self._widgets["feedback"].value = html.escape(self.verdict.message)
+            self._widgets["feedback"].value = escape.html(self.verdict.message)
             self._widgets["reveal"].selected_index = 0
         return self.verdict
 
@@ -167,7 +168,7 @@ class Question:
         reveal = w.Accordion(children=[math], titles=("Show the derivation",), selected_index=None)
         reveal.add_class("nbcount-reveal")
         button.on_click(lambda _: self.check(text.value))
-        box = w.VBox([w.HTML(f"<b>{html.escape(self.title)}</b>"), w.HBox([text, button]), feedback, reveal])
+        box = w.VBox([w.HTML(f"<b>{escape.html(self.title)}</b>"), w.HBox([text, button]), feedback, reveal])
         box.add_class("nbcount-drill")
         self._widgets.update(text=text, button=button, feedback=feedback, reveal=reveal, box=box)
         return box
@@ -179,7 +180,7 @@ class Question:
         except ImportError:
             bundle = {}
         bundle["text/plain"] = plain
-        bundle.setdefault("text/html", f"<p><b>{html.escape(self.title)}</b></p>")
+        bundle.setdefault("text/html", f"<p><b>{escape.html(self.title)}</b></p>")
         return bundle
 
     def __repr__(self) -> str:

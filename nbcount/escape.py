@@ -38,6 +38,11 @@ def mathtext(text: object) -> str:
     return str(text).replace("$", r"\$")
 
 
+def table_cell(text: object) -> str:
+    """Our own Markdown (backticks, bold) inside a Markdown table cell: only ``|`` and line breaks neutralised."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def csv_cell(text: object) -> str:
     """One CSV field (RFC 4180): quoted when it holds a comma, quote or line break."""
     value = str(text)

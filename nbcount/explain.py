@@ -7,31 +7,19 @@ with (nbcount.derive evaluates every formula), so a derivation and its table cel
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from nbcount.derive import (
-    Derivation,
-    Step,
-    _latex_escape,
-    _md_escape,
-    fmt,
-    given,
-    markdown_step,
-    step,
-    total,
-)
+from nbcount import render
+from nbcount.derive import Derivation, Step, given, step, total
 from nbcount.explain_attention import cost_steps
 from nbcount.receptive import field_steps
+from nbcount.render import fmt
 from nbcount.rules.shapes import dim_names_of, numel_step, shape_steps
-from nbcount.symbols import legend, where_lines, where_text
+from nbcount.symbols import legend
 
 if TYPE_CHECKING:
     from nbcount.report import Report, Row
-
-_IGNORE = "tex2jax_ignore mathjax_ignore"
-
 
 @dataclass(frozen=True)
 class Section:
@@ -57,9 +45,10 @@ class Section:
         return self.derivation.to_text()
 
 
-@dataclass(frozen=True)
-class Explanation:
-    """Every section of one row's (or the totals') derivation, renderable as text, LaTeX, Markdown and HTML."""
+@dataclass(frozen=True, repr=False)
+class Explanation(render.ShownSteps):
+    """Every section of one row's (or the totals') derivation; shown as text, LaTeX, Markdown and HTML by
+    ``nbcount.render`` (a heading per section, then its steps)."""
 
     subject: str
     sections: tuple[Section, ...]
@@ -83,52 +72,10 @@ class Explanation:
         """(symbol, meaning) for every symbol the sections use, each defined once (nbcount.symbols)."""
         return legend(self.steps)
 
-    def to_text(self) -> str:
-        """Plain text for a terminal: the subject, what the symbols mean, then each section's steps."""
-        lines = [self.subject, *where_lines(self.legend, "  ")]
-        for s in self.sections:
-            lines += [f"  {s.derivation.subject}"] + [f"    {st.to_text()}" for st in s.steps]
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.to_text()
-
-    def to_latex(self) -> str:
-        """One ``aligned`` block (math mode, for MathJax / HTMLMath or a slide's ``\\[ … \\]``)."""
-        where = where_text(self.legend)
-        rows = [r"&\text{" + _latex_escape(where) + "}"] if where else []
-        for s in self.sections:
-            rows.append(r"&\textbf{" + _latex_escape(s.derivation.subject) + "}")
-            rows += [st.to_latex().replace(" = ", " &= ", 1) for st in s.steps]
-        return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
-
-    def to_markdown(self) -> str:
-        """Markdown for course notes: a heading per section, a bullet of inline math per step."""
-        lines = [f"**{_md_escape(self.subject)}**"]
-        where = where_text(self.legend)
-        lines += ["", _md_escape(where)] if where else []
-        for s in self.sections:
-            lines += ["", f"*{_md_escape(s.derivation.subject)}*", ""]
-            lines += [markdown_step(st) for st in s.steps]
-        return "\n".join(lines)
-
-    def to_html(self) -> str:
-        """Escaped HTML: names as plain text (ignored by MathJax), each step as TeX for MathJax."""
-        parts = [f"<div class='nbcount-derivation'><p class='{_IGNORE}'><b>{html.escape(self.subject)}</b></p>"]
-        where = where_text(self.legend)
-        if where:
-            parts.append(f"<p class='{_IGNORE}'>{html.escape(where)}</p>")
-        for s in self.sections:
-            parts.append(f"<p class='{_IGNORE}'><i>{html.escape(s.derivation.subject)}</i></p><ul>")
-            parts += [f"<li>\\({html.escape(st.to_latex())}\\)</li>" for st in s.steps]
-            parts.append("</ul>")
-        return "".join(parts) + "</div>"
-
-    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
-        return {"text/plain": self.to_text(), "text/html": self.to_html()}
-
-    def __repr__(self) -> str:
-        return self.to_text()
+    @property
+    def blocks(self) -> list[render.Block]:
+        """One block per section, titled by its derivation's subject."""
+        return [(s.derivation.subject, s.steps) for s in self.sections]
 
 
 def derive(report: Report, layer: str | None = None, call: int = 0) -> Explanation:
@@ -155,7 +102,8 @@ def row_label(row: Row) -> str:
     return f"{row.layer} ({row.call.module_type}{extra})"
 
 
-def _section(key: str, title: str, steps: list[Step] | tuple[Step, ...], value: Any) -> Section:
+def section(key: str, title: str, steps: list[Step] | tuple[Step, ...], value: Any) -> Section:
+    """A Section titled `title` from its steps and the value the table shows."""
     return Section(key, Derivation(title, tuple(steps)), value)
 
 
@@ -174,7 +122,7 @@ def params_section(report: Report, row: Row) -> Section:
     steps = list(row.param_steps) or [given("params", 0)]
     if not row.call.is_leaf:
         inside = [report.rows[k] for k in subtree(report, report.rows.index(row))[1:]]
-        inner = [(_short(r.layer, row.layer), r.params) for r in inside if r.params]
+        inner = [(relative_name(r.layer, row.layer), r.params) for r in inside if r.params]
         if inner:
             note = "counted in their own rows, not here"
             parts = _composite_steps(row, inside, sum(n for _, n in inner))
@@ -182,7 +130,7 @@ def params_section(report: Report, row: Row) -> Section:
                 steps[:0] = [*parts[:-1], replace(parts[-1], label="params of its sub-layers", note=note)]
             else:
                 steps.insert(0, total("params of its sub-layers", inner, note=note))
-    return _section("params", "Parameters", steps, row.params)
+    return section("params", "Parameters", steps, row.params)
 
 
 def _composite_steps(row: Row, inside: list[Row], expected: int) -> tuple[Step, ...]:
@@ -192,7 +140,8 @@ def _composite_steps(row: Row, inside: list[Row], expected: int) -> tuple[Step, 
     rule = find_module_rule(row.call, "params")
     if rule is None:
         return ()
-    attrs = row.call.attrs + tuple((f"{_short(r.layer, row.layer)}.{k}", v) for r in inside for k, v in r.call.attrs)
+    attrs = row.call.attrs + tuple((f"{relative_name(r.layer, row.layer)}.{k}", v)
+                                   for r in inside for k, v in r.call.attrs)
     params = row.call.params_new + tuple(p for r in inside for p in r.call.params_new)
     try:
         steps = rule(replace(row.call, attrs=attrs, params_new=params))
@@ -201,7 +150,8 @@ def _composite_steps(row: Row, inside: list[Row], expected: int) -> tuple[Step, 
     return steps if steps and steps[-1].value == expected else ()
 
 
-def _short(name: str, prefix: str) -> str:
+def relative_name(name: str, prefix: str) -> str:
+    """`name` relative to the layer `prefix` (``mlp.c_fc`` inside ``h.0``); the name itself outside it."""
     return name[len(prefix) + 1:] if prefix and name.startswith(prefix + ".") else name
 
 
@@ -210,7 +160,7 @@ def shape_section(row: Row) -> Section:
     steps, _ = shape_steps(row.call)
     shapes = tuple(t.shape for t in row.call.out_tensors)
     value = shapes[0] if len(shapes) == 1 else shapes
-    return _section("shape", "Output shape", steps or [given("outputs", 0, note="no tensor output")], value)
+    return section("shape", "Output shape", steps or [given("outputs", 0, note="no tensor output")], value)
 
 
 def macs_section(row: Row) -> Section:
@@ -221,14 +171,14 @@ def macs_section(row: Row) -> Section:
     elif not steps:
         note = "no multiply-accumulate in its own ops" + ("" if row.call.is_leaf else " (sub-layers: their own rows)")
         steps = [given("MACs", 0, note=note)]
-    return _section("macs", "MACs", steps, row.macs)
+    return section("macs", "MACs", steps, row.macs)
 
 
 def flops_section(report: Report, row: Row) -> Section:
     """The row's number under the report's convention: the convention's own formula as steps (its defects too,
     when strict), ending on the number the table shows."""
     convention = report.convention
-    return _section("flops", convention.label, convention.row_steps(row), convention.row_value(row))
+    return section("flops", convention.label, convention.row_steps(row), convention.row_value(row))
 
 
 def rf_section(report: Report, row: Row, index: int) -> Section | None:
@@ -238,7 +188,7 @@ def rf_section(report: Report, row: Row, index: int) -> Section | None:
     if found is None:
         return None
     steps = field_steps(fields, row.call, index)  # type: ignore[arg-type]  # Report types it loosely
-    return _section("rf", "Receptive field", steps, found.rf)
+    return section("rf", "Receptive field", steps, found.rf)
 
 
 def _bytes_steps(label: str, tensors: list[tuple[str, int, int, str]], none: str) -> list[Step]:
@@ -252,16 +202,12 @@ def _bytes_steps(label: str, tensors: list[tuple[str, int, int, str]], none: str
     return [given(label, 0, note=none)]
 
 
-def _short_name(name: str, path: str) -> str:
-    return _short(name, path) if path else name
-
-
 def memory_section(row: Row) -> Section:
     """Bytes of the parameters first used here, of the buffers first seen here (each named), of the outputs."""
     call = row.call
-    params = [(_short_name(r.name, call.path), r.numel, r.nbytes, "") for r in call.params_new]
+    params = [(relative_name(r.name, call.path), r.numel, r.nbytes, "") for r in call.params_new]
     steps = _bytes_steps("param bytes", params, "no parameter first used at this call")
-    buffers = [(_short_name(b.name, call.path), b.numel, b.nbytes, f"{b.dtype}, shape {fmt_shape(b.shape)}")
+    buffers = [(relative_name(b.name, call.path), b.numel, b.nbytes, f"{b.dtype}, shape {fmt_shape(b.shape)}")
                for b in call.buffers_new]
     if len(buffers) > 1:
         steps.append(total("buffers", [(name, numel) for name, numel, _, _ in buffers],
@@ -288,7 +234,7 @@ def memory_section(row: Row) -> Section:
         steps.append(given("output bytes", 0))
     value = {"param_bytes": sum(r.nbytes for r in call.params_new), "buffers": sum(b.numel for b in call.buffers_new),
              "buffer_bytes": call.buffer_bytes, "output_bytes": row.output_bytes}
-    return _section("memory", "Memory", steps, value)
+    return section("memory", "Memory", steps, value)
 
 
 def fmt_shape(shape: tuple[int, ...]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nbcount.derive import Number, Step, given, step, total
-from nbcount.explain import Explanation, Section, _section, _short, row_label, subtree
+from nbcount.explain import Explanation, Section, relative_name, row_label, section, subtree
 from nbcount.memory import torchsummary_steps
 from nbcount.rules.params import reuse_note
 
@@ -62,7 +62,7 @@ def _stage_sums(report: Report, value: Callable[[Row], Number], label: str) -> t
 
 
 def _part_name(inner: Row, stage: Row) -> str:
-    short = _short(inner.layer, stage.layer) or inner.call.module_type
+    short = relative_name(inner.layer, stage.layer) or inner.call.module_type
     name = inner.layer if short[:1].isdigit() else short
     return name + (f" (call {inner.call.call_index})" if inner.call.call_index else "")
 
@@ -72,7 +72,7 @@ def sum_section(report: Report, key: str, label: str, value: Callable[[Row], Num
     """A total as the sum of its stages' sums."""
     steps, parts = _stage_sums(report, value, label)
     steps.append(total(label, parts, note=note) if parts else step(label, "0", note=note or "nothing counted"))
-    return _section(key, label, steps, expected)
+    return section(key, label, steps, expected)
 
 
 def params_total(report: Report) -> Section:
@@ -97,7 +97,7 @@ def params_total(report: Report) -> Section:
     if report.trainable_params != report.total_params:
         steps.append(given("trainable", report.trainable_params, note="requires_grad"))
     steps.append(total("params (registered, each tensor once)", pieces))
-    return _section("params", "Parameters (total)", steps, report.total_params)
+    return section("params", "Parameters (total)", steps, report.total_params)
 
 
 def memory_total(report: Report) -> Section:
@@ -110,4 +110,4 @@ def memory_total(report: Report) -> Section:
               note="largest sum of live tensors during the forward pass, from their lifetimes"),
         *torchsummary_steps(report),
     ]
-    return _section("memory", "Memory", steps, dict(figures))
+    return section("memory", "Memory", steps, dict(figures))

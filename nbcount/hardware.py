@@ -10,7 +10,6 @@ fp32 models run at the fp32 peak (PyTorch leaves TF32 matmuls off by default): p
 from __future__ import annotations
 
 import functools
-import html
 import os
 import platform
 import time
@@ -112,8 +111,9 @@ class Hardware:
                 f"  ridge points (FLOPs per byte): {ridges}\n  source: {self.source}")
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        text = self.to_text()
-        return {"text/plain": text, "text/html": f"<pre>{html.escape(text)}</pre>"}
+        from nbcount.render import text_bundle
+
+        return text_bundle(self.to_text())
 
 
 _NV = "NVIDIA {} data sheet, {} (dense = the sparsity figure / 2)"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
+from nbcount import escape
 from nbcount.hardware import si
 from nbcount.roofline_text import seconds
 
@@ -27,11 +28,6 @@ class RooflineFigure(Figure):
         buffer = io.BytesIO()
         self.savefig(buffer, format="png", dpi=100)
         return buffer.getvalue()
-
-
-def _mpl_safe(text: str) -> str:
-    """Keep matplotlib from reading a layer name as mathtext."""
-    return text.replace("$", r"\$")
 
 
 def _ticks(ax: Axes) -> None:
@@ -146,12 +142,12 @@ def roofline_figure(view: Roofline, top: int = 6) -> RooflineFigure:
     ax.set_xlabel("arithmetic intensity (FLOPs per byte)", fontsize=11)
     ax.set_ylabel("attained FLOP/s", fontsize=11)
     model = view.report.rows[0].call.module_type if view.report.rows else "model"
-    ax.set_title(_mpl_safe(f"{model} on {view.hardware.name}: {seconds(view.total_time_s)}, "
+    ax.set_title(escape.mathtext(f"{model} on {view.hardware.name}: {seconds(view.total_time_s)}, "
                            f"{view.memory_bound_share:.0%} memory-bound"), fontsize=12)
     _ticks(ax)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=10, loc="upper left")
-    side.text(0.0, 1.0, _mpl_safe("\n".join(key)), fontsize=10, va="top", ha="left", transform=side.transAxes)
+    side.text(0.0, 1.0, escape.mathtext("\n".join(key)), fontsize=10, va="top", ha="left", transform=side.transAxes)
     return fig
 
 

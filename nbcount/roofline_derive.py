@@ -90,14 +90,19 @@ def derive_rows(view: Roofline, layers: list[LayerRoofline], subject: str) -> De
     memory = [x for x in layers if x.bound == "memory" and (x.flops or x.bytes)]
     busy = sum(1 for x in layers if x.flops or x.bytes)
     fused = sum(x.traffic.fused_bytes for x in layers)
-    peak = flops / compute_s if compute_s else (_peak(view, layers[0]).flops_per_s if layers else 1.0)
+    distinct = {p.flops_per_s for x in layers for p, n in x.compute if n}
+    if len(distinct) > 1:
+        peak_step = step("effective peak P", "F/t_c", F=flops, t_c=compute_s,
+                         note="FLOPs over the seconds of arithmetic at each op's dense peak")
+        peak = float(peak_step.value)
+    else:  # every FLOP at one peak (or none): that peak as the data sheet gives it
+        peak = distinct.pop() if distinct else (_peak(view, layers[0]).flops_per_s if layers else 1.0)
+        peak_step = given("peak P", number(peak), note="the peak every FLOP of these rows runs at" if flops else "")
     steps = [given("rows", busy, note="rows that compute or move bytes"),
              given("FLOPs F", flops, note=f"Σ over the rows; {FLOPS_NOTE}"),
              given("bytes B", nbytes, note=f"Σ over the rows; {ASSUMPTION}"),
              given("fused bytes", fused, note="Σ over the rows of weights + inputs + outputs once"),
-             step("effective peak P", "F/t_c", F=flops, t_c=compute_s,
-                  note="FLOPs over the seconds of arithmetic at each op's dense peak") if flops else
-             given("peak P", number(peak)),
+             peak_step,
              *_side_steps(hardware, flops, nbytes, peak),
              given("time with each layer fused", sum(max(x.compute_s, x.traffic.fused_bytes /
                                                          hardware.bandwidth_bytes_per_s) for x in layers),

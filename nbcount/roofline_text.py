@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING, Any
 
+from nbcount import escape
 from nbcount.hardware import si
 from nbcount.roofline import FLOPS_NOTE, PEAKS_NOTE
 from nbcount.traffic import ASSUMPTION
@@ -67,10 +67,10 @@ def roofline_html(view: Roofline, top: int = 15, chart: bool = True) -> str:
     import base64
 
     total = view.total_time_s or 1.0
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADERS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(lay, total)) + "</tr>"
+    head = "".join(f"<th>{escape.html(h)}</th>" for h in HEADERS)
+    body = "".join("<tr>" + "".join(f"<td>{escape.html(c)}</td>" for c in _cells(lay, total)) + "</tr>"
                    for lay in slowest(view, top))
-    summary = "<br>".join(html.escape(line) for line in summary_lines(view))
+    summary = "<br>".join(escape.html(line) for line in summary_lines(view))
     image = ""
     if chart and view.moving:
         from nbcount.roofline_chart import roofline_png

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from nbcount.derive import Derivation, Step, fmt, given, step
+from nbcount.derive import Derivation, Step, given, step
+from nbcount.render import fmt
 
 if TYPE_CHECKING:
     from nbcount.report import Report

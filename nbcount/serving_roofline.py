@@ -225,10 +225,9 @@ class ServingRoofline:
         return serving_text(self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        import html
+        from nbcount.render import text_bundle
 
-        text = self.to_text()
-        return {"text/plain": text, "text/html": f"<pre>{html.escape(text)}</pre>"}
+        return text_bundle(self.to_text())
 
 
 def _token_shapes(report: Report, batch: int, tokens: int) -> tuple[list[tuple[int, ...]], list[Any]]:
@@ -247,12 +246,14 @@ def _token_shapes(report: Report, batch: int, tokens: int) -> tuple[list[tuple[i
     return shapes, [getattr(torch, t.dtype) for t in inputs]
 
 
-def _check_decoder(report: Report) -> None:
+def decoder_problem(report: Report) -> str | None:
+    """Why `report` cannot have a serving view (None: it was counted on (batch, tokens) token ids and can)."""
     inputs = report.trace.input_tensors
     if report.count_at is None or not inputs or len(inputs[0].shape) != 2 or inputs[0].dtype.startswith(
             ("float", "bfloat", "complex")):
-        raise ValueError("the serving view needs a decoder counted on (batch, tokens) token ids by nbcount.count(), "
-                         "e.g. nbcount.count(model, (1, 512), dtype=torch.long)")
+        return ("the serving view needs a decoder counted on (batch, tokens) token ids by nbcount.count(), "
+                "e.g. nbcount.count(model, (1, 512), dtype=torch.long)")
+    return None
 
 
 def serving_roofline(report: Report, hardware: str | Hardware | Sequence[str | Hardware] = DEFAULT_HARDWARE,
@@ -262,12 +263,14 @@ def serving_roofline(report: Report, hardware: str | Hardware | Sequence[str | H
 
     The attention layers, their heads and the K/V width per token are found in the trace (n_kv_heads=: given).
     """
-    _check_decoder(report)
+    problem = decoder_problem(report)
+    if problem is not None:
+        raise ValueError(problem)
     b0, t0 = report.trace.input_tensors[0].shape
     batch, prompt_len = batch or b0, prompt_len or t0
     context_len = context_len if context_len is not None else prompt_len
     count_at = report.count_at
-    assert count_at is not None  # _check_decoder
+    assert count_at is not None  # decoder_problem
     shapes, dtypes = _token_shapes(report, batch, prompt_len)
     prefill = report if (batch, prompt_len) == (b0, t0) else count_at(shapes, dtype=dtypes)
     decode = count_at(_token_shapes(report, batch, 1)[0], dtype=dtypes)
@@ -281,3 +284,18 @@ def serving_roofline(report: Report, hardware: str | Hardware | Sequence[str | H
         phases.append(PhaseCost(machine, "prefill", batch * prompt_len, roofline(prefill, machine), None))
         phases.append(PhaseCost(machine, "decode", batch, roofline(decode, machine), cache))
     return ServingRoofline(prefill, decode, prompt_len, context_len, batch, tuple(phases))
+
+
+def serving_if_decoder(report: Report, hardware: str | Hardware | Sequence[str | Hardware] = DEFAULT_HARDWARE,
+                       **options: Any) -> tuple[ServingRoofline | None, str]:
+    """The serving view when `report` is a decoder's, else (None, why not): for views that show it where it applies.
+
+    A failure of the decode count is said in the reason, never raised.
+    """
+    problem = decoder_problem(report)
+    if problem is not None:
+        return None, problem
+    try:
+        return serving_roofline(report, hardware, **options), ""
+    except Exception as error:  # a view must not fail for a model the serving view does not fit
+        return None, f"{type(error).__name__}: {error}"

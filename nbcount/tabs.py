@@ -9,13 +9,14 @@ A tab function returns a JSON payload whose ``kind`` the front end knows how to 
         return table_payload(roofline_table(report))
 
 ``lazy`` tabs are built when first opened (the front end asks the kernel), so an expensive tab costs
-nothing until someone looks at it.
+nothing until someone looks at it. A lazy tab's own controls (the Roofline tab's hardware) ask again with
+*choices*: the ViewOptions fields in :data:`TAB_CHOICES`, applied by :func:`chosen` before the tab is rebuilt.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from nbcount.table import Column, Table
@@ -38,6 +39,23 @@ class ViewOptions:
     derive: tuple[str | None, int] | None = None  # (layer, call) to open in the Derivation tab
     compare: tuple[str, ...] | None = None  # conventions for the Conventions tab (None: the default set)
     tab: str | None = None  # the tab to open first (None: Summary, or Derivation with `derive`)
+    hardware: str = "H100-SXM"  # the Roofline tab's hardware (a preset of nbcount.hardware())
+    hw_dtype: str | None = None  # the peak every matrix op runs at there (None: each op's own dtype)
+
+
+#: ViewOptions fields a tab's controls may change from the front end (strings; '' means None).
+TAB_CHOICES = ("hardware", "hw_dtype")
+
+
+def chosen(options: ViewOptions, choices: Any) -> ViewOptions:
+    """`options` with the front end's choices applied: only TAB_CHOICES with string values, the rest ignored."""
+    if not isinstance(choices, dict):
+        return options
+    picked: dict[str, Any] = {key: value or None for key, value in choices.items()
+                              if key in TAB_CHOICES and isinstance(value, str)}
+    if picked.get("hardware", "") is None:
+        del picked["hardware"]
+    return replace(options, **picked)
 
 
 @dataclass(frozen=True)
@@ -113,6 +131,14 @@ def conventions_tab(report: Report, options: ViewOptions) -> dict[str, Any]:
     from nbcount.matrix import conventions_payload
 
     return conventions_payload(report, options.compare)
+
+
+@register_tab("Roofline", lazy=True)
+def roofline_tab(report: Report, options: ViewOptions) -> dict[str, Any]:
+    """Every layer on a hardware's roofline (compute- or memory-bound, its time); a decoder's serving view."""
+    from nbcount.roofline_tab import roofline_payload
+
+    return roofline_payload(report, options.hardware, options.hw_dtype)
 
 
 DIAGNOSTIC_COLUMNS = (Column("kind", "finding"), Column("message", "what it means"),

@@ -117,9 +117,11 @@ def widget_class() -> type:
                 self.send({"type": "derivation", "payload": derivation_payload(self.report, index)})
             elif content.get("type") == "tab":
                 found = [t for t in tabs.tabs() if t.title == content.get("title")]
-                payload = tabs.build(self.report, self.options, found[0]) if found else {
+                choices = content.get("choices") if isinstance(content.get("choices"), dict) else {}
+                options = tabs.chosen(self.options, choices)
+                payload = tabs.build(self.report, options, found[0]) if found else {
                     "kind": "text", "text": f"no tab {content.get('title')!r}"}
-                self.send({"type": "tab", "title": content.get("title"), "payload": payload})
+                self.send({"type": "tab", "title": content.get("title"), "choices": choices, "payload": payload})
 
         def fallback(self) -> dict[str, Any]:
             """The static bundle published before the widget (text/html marked for the front end to hide)."""

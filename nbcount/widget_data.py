@@ -99,9 +99,9 @@ def summary_model(report: Report, units: str, sums: Figures | None = None) -> di
 
 
 # derivations ---------------------------------------------------------------------------------------
-def _step(step: Any) -> list[Any]:
+def step_payload(step: Any) -> list[Any]:
     """[label, formula, substituted, value, note] of one Step (symbols and numbers as plain text)."""
-    from nbcount.derive import fmt
+    from nbcount.render import fmt
 
     formula = getattr(step, "formula", "") or ""
     substituted = step.substituted if formula and getattr(step, "symbols", ()) else ""
@@ -119,9 +119,9 @@ def derivation_payload(report: Report, index: int | None) -> dict[str, Any]:
         return {"row": -1 if index is None else index, "error": f"{type(error).__name__}: {error}"}
     sections = getattr(found, "sections", None)
     if sections is None:  # a single Derivation
-        parts = [{"title": str(getattr(found, "subject", "")), "steps": [_step(s) for s in found.steps]}]
+        parts = [{"title": str(getattr(found, "subject", "")), "steps": [step_payload(s) for s in found.steps]}]
     else:
-        parts = [{"title": str(s.derivation.subject), "steps": [_step(st) for st in s.steps]} for s in sections]
+        parts = [{"title": str(s.derivation.subject), "steps": [step_payload(st) for st in s.steps]} for s in sections]
     return {"row": -1 if index is None else index, "subject": str(getattr(found, "subject", "")),
             "label": labels.row_label(row) if row is not None else "totals",
             "sections": parts, "latex": found.to_latex(), "text": found.to_text()}

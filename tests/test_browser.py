@@ -8,7 +8,8 @@ except under CI (the CI variable set), where they fail. Waits are on conditions,
 Checked: the quickstart runs; on GPT-2 and on a 2,000-layer MLP every tab stays within 900 px and the
 page within 15,000 DOM nodes; the layer tree expands, collapses, sorts and folds repeated blocks; a row
 click opens its derivation; copy buttons copy; chart text is at least 10 px at notebook width and in a
-1024-px window; the dark theme keeps text readable (contrast ratio measured on computed colours).
+1024-px window; the dark theme keeps text readable (contrast ratio measured on computed colours); the Roofline
+tab draws its chart, table and a decoder's serving view, and switching hardware rebuilds it with new numbers.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts"
-TITLES = ["Summary", "Layers", "Charts", "Derivation", "Conventions", "Diagnostics"]
+TITLES = ["Summary", "Layers", "Charts", "Derivation", "Conventions", "Roofline", "Diagnostics"]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]
 MAX_TAB_PX = 900
@@ -203,6 +205,21 @@ def _browser(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
 
+@contextmanager
+def _one_widget(lab: Lab, cell: str) -> Iterator[tuple[Any, Any]]:
+    """A browser page (1400×1000) on a fresh notebook of one cell, run: (page, its nbcount widget)."""
+    from playwright.sync_api import sync_playwright
+
+    name = _notebook(lab, [cell])
+    with sync_playwright() as playwright:
+        browser = _browser(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            yield page, _open_and_run(lab, page, name, 1).first
+        finally:
+            browser.close()
+
+
 def _tab(widget: Any, title: str) -> None:
     from playwright.sync_api import expect
 
@@ -264,6 +281,8 @@ def _check_tabs(page: Any, widget: Any, stem: str) -> None:
         _tab(widget, title)
         if title == "Conventions":
             expect(widget.locator(".nb-conv")).to_be_visible(timeout=LONG)
+        if title == "Roofline":
+            expect(widget.locator(".nb-roof-main svg")).to_be_visible(timeout=LONG)
         if title == "Derivation":
             expect(widget.locator(".nb-steps").first).to_be_visible(timeout=LONG)
         height = _height(widget)
@@ -273,9 +292,9 @@ def _check_tabs(page: Any, widget: Any, stem: str) -> None:
 
 
 def _chart_text_px(widget: Any) -> float:
-    """The smallest rendered size of the chart's text (CSS px), the SVG's scale included."""
+    """The smallest rendered size of the visible chart's text (CSS px), the SVG's scale included."""
     return float(widget.evaluate("""w => {
-        const svg = w.querySelector('.nb-chart svg');
+        const svg = w.querySelector('.nb-panel .nb-chart svg');
         const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
         const sizes = [...svg.querySelectorAll('text')].map(t => parseFloat(getComputedStyle(t).fontSize));
         return Math.min(...sizes) * scale;
@@ -375,27 +394,84 @@ CONTRAST = """w => {
 
 
 def test_dark_theme_is_readable(dark_lab: Lab) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    name = _notebook(dark_lab, [GPT2_CELL])
-    with sync_playwright() as playwright:
-        browser = _browser(playwright)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            widget = _open_and_run(dark_lab, page, name, 1).first
-            _tab(widget, "Layers")
-            expect(widget.locator(".nb-body .nb-row").first).to_be_visible()
-            layers = widget.evaluate(CONTRAST)
-            _tab(widget, "Charts")
-            expect(widget.locator(".nb-chart text").first).to_be_visible()
-            charts = widget.evaluate(CONTRAST)
-            background = [float(v) for v in layers["background"].strip("rgba()").split(",")[:3]]
-            assert sum(background) / 3 < 80, f"the widget is not dark: {layers['background']}"
-            assert layers["text"] >= 4.5, layers
-            assert charts["chart"] >= 4.5, charts
-            _shot(widget, "browser-gpt2-dark-charts.png")
-            _tab(widget, "Conventions")
-            expect(widget.locator(".nb-conv")).to_be_visible(timeout=LONG)
-            _shot(widget, "browser-gpt2-dark-conventions.png")
-        finally:
-            browser.close()
+    with _one_widget(dark_lab, GPT2_CELL) as (_, widget):
+        _tab(widget, "Layers")
+        expect(widget.locator(".nb-body .nb-row").first).to_be_visible()
+        layers = widget.evaluate(CONTRAST)
+        _tab(widget, "Charts")
+        expect(widget.locator(".nb-chart text").first).to_be_visible()
+        charts = widget.evaluate(CONTRAST)
+        background = [float(v) for v in layers["background"].strip("rgba()").split(",")[:3]]
+        assert sum(background) / 3 < 80, f"the widget is not dark: {layers['background']}"
+        assert layers["text"] >= 4.5, layers
+        assert charts["chart"] >= 4.5, charts
+        _shot(widget, "browser-gpt2-dark-charts.png")
+        _tab(widget, "Roofline")
+        expect(widget.locator(".nb-roof-main svg circle").first).to_be_visible(timeout=LONG)
+        roofline = widget.evaluate(CONTRAST)
+        assert roofline["chart"] >= 4.5, roofline
+        _shot(widget, "browser-gpt2-dark-roofline.png")
+        _tab(widget, "Conventions")
+        expect(widget.locator(".nb-conv")).to_be_visible(timeout=LONG)
+        _shot(widget, "browser-gpt2-dark-conventions.png")
+
+
+def _seconds(text: str) -> float:
+    """'253 µs' -> 2.53e-4."""
+    value, unit = text.split()
+    return float(value.replace(",", "")) * {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "ns": 1e-9}[unit]
+
+
+def _card(widget: Any, key: str) -> tuple[str, str]:
+    """(title, value) of the Roofline tab's summary card whose title starts with `key`."""
+    cards = widget.locator(".nb-roof-cards .nb-card")
+    for k in range(cards.count()):
+        title = cards.nth(k).locator(".nb-k").inner_text()
+        if title.startswith(key):
+            return title, cards.nth(k).locator(".nb-v").inner_text()
+    raise AssertionError(f"no card {key!r}")
+
+
+def test_roofline_tab_switches_hardware(lab: Lab) -> None:
+    """GPT-2 (1, 64) on the roofline: chart, slowest layers (lm_head: 64·768·50,257 MACs, the largest matmul),
+    the serving view (prefill of 64 tokens, one decode step); L4 (300 GB/s, fp32 30.3 TFLOP/s) is below H100-SXM
+    (3.35 TB/s, 66.9 TFLOP/s) on both roofs, so every layer's max(F/P, B/BW) and the total grow."""
+    from playwright.sync_api import expect
+
+    with _one_widget(lab, GPT2_CELL) as (page, widget):
+        _tab(widget, "Roofline")
+        expect(widget.locator(".nb-roof-main svg circle").first).to_be_visible(timeout=LONG)
+        title, h100 = _card(widget, "time on")
+        assert title == "time on H100-SXM"
+        rows = widget.locator(".nb-roof-table tbody tr")
+        assert rows.first.locator("td").nth(1).inner_text() == "lm_head"
+        assert "h.*.mlp.c_fc ×12" in widget.locator(".nb-roof-table").inner_text()
+        phases = widget.locator(".nb-serving tbody tr")
+        expect(phases).to_have_count(2)
+        assert [phases.nth(k).locator("td").nth(1).inner_text() for k in range(2)] == ["64", "1"]
+        assert "decode" in phases.nth(1).inner_text() and "memory" in phases.nth(1).inner_text()
+        decode_h100 = float(phases.nth(1).locator("td").nth(7).inner_text().replace(",", ""))
+        assert _height(widget) <= MAX_TAB_PX and _dom_nodes(page) <= MAX_DOM_NODES
+        assert _chart_text_px(widget) >= 10
+        expect(widget.locator(".nb-why")).to_contain_text("roofline of lm_head")  # the slowest, worked out
+        _shot(widget, "browser-gpt2-roofline.png")
+
+        widget.locator(".nb-roof select").first.select_option("L4")
+        expect(widget.locator(".nb-roof-cards")).to_contain_text("time on L4", timeout=LONG)
+        l4 = _card(widget, "time on")[1]
+        assert _seconds(l4) > _seconds(h100), (l4, h100)
+        decode_l4 = float(phases.nth(1).locator("td").nth(7).inner_text().replace(",", ""))
+        assert decode_l4 < decode_h100  # tokens/s of one decode step: less bandwidth, fewer tokens
+        rows.nth(1).click()
+        label = rows.nth(1).locator("td").nth(1).inner_text()
+        expect(widget.locator(".nb-why")).to_contain_text(f"roofline of {label} on L4")
+        assert _height(widget) <= MAX_TAB_PX
+        _shot(widget, "browser-gpt2-roofline-l4.png")
+
+        widget.locator(".nb-roof select").first.select_option("H100-SXM")  # received before: no new request
+        expect(widget.locator(".nb-roof-cards")).to_contain_text("time on H100-SXM")
+        assert _card(widget, "time on")[1] == h100
+        widget.locator(".nb-roof-main .nb-dot").first.dispatch_event("click")  # drawn first: the biggest
+        expect(widget.locator(".nb-roof-table tr.nb-picked")).to_contain_text("lm_head")

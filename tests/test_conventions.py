@@ -7,6 +7,7 @@ exercised in tests/test_peers.py.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,33 @@ def test_compare_strict_applies_the_defects() -> None:
     strict = compare(report, ["ptflops"], strict=True)
     assert strict.columns[3] == "ptflops:strict"
     assert strict[strict["layer"] == TOTAL].iloc[0]["ptflops:strict"] == report.recount("ptflops:strict").total_flops
+
+
+def test_conventions_matrix_reads_the_reasons_as_data() -> None:
+    """compare()'s why and the Conventions tab come from the same records: the tab folds repeated rows by their
+    reasons, sums their numbers and the peers' defect amounts, and names no internal defect id."""
+    from nbcount.compare import comparison
+    from nbcount.matrix import conventions_payload
+
+    names = ["ptflops", "thop", "fvcore"]
+    report = nbcount.count(zoo.resnet50(), (1, 3, 64, 64))
+    found = comparison(report, names)
+    frame = compare(report, names)
+    assert list(frame["why"])[:-1] == [line.reason.to_text() for line in found.lines]
+    payload = conventions_payload(report, names)
+    assert [sum(r["values"][j] for r in payload["rows"]) for j in range(len(names))] == \
+        [report.recount(n).total_flops for n in names] == payload["total"]  # every row counted once
+    folded = [r for r in payload["rows"] if r["n"] > 1]
+    assert folded and sum(r["n"] for r in payload["rows"]) == len(found.lines)
+    ptflops = get_convention("ptflops")
+    real_defects = sum(sum(ptflops.defect_deltas(row).values()) for row in report.rows)
+    sentences = [s for r in payload["rows"] for s in r["why"]["defects"]]
+    amounts = [int(m.replace(",", "")) for s in sentences for m in re.findall(r"counts ([-+][\d,]+):", s)]
+    assert real_defects and sum(amounts) == real_defects  # folded amounts are sums, not one row's
+    ids = {d.name for name in names for d in get_convention(name).defects}
+    assert not any(i in s for i in ids for s in sentences)
+    relu = next(r for r in folded if r["type"] == "ReLU")
+    assert relu["why"]["rules"] and all(tools and rule for tools, rule in relu["why"]["rules"])
 
 
 def test_memory_matches_seed_001_torchsummary_figures() -> None:

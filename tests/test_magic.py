@@ -15,7 +15,7 @@ from IPython.utils.capture import capture_output
 from torch import nn
 
 VIEW = "application/vnd.jupyter.widget-view+json"
-TITLES = ["Summary", "Layers", "Charts", "Derivation", "Conventions", "Diagnostics"]
+TITLES = ["Summary", "Layers", "Charts", "Derivation", "Conventions", "Roofline", "Diagnostics"]
 FALLBACK = {"text/plain", "text/html", "image/png", "text/markdown"}
 
 

@@ -24,7 +24,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 NAMES = [p.stem for p in NOTEBOOKS]
 VIEW = "application/vnd.jupyter.widget-view+json"
 STATE = "application/vnd.jupyter.widget-state+json"
-TITLES = ["Summary", "Layers", "Charts", "Derivation", "Conventions", "Diagnostics"]
+TITLES = ["Summary", "Layers", "Charts", "Derivation", "Conventions", "Roofline", "Diagnostics"]
 WORKERS = int(os.environ.get("NBCOUNT_NOTEBOOK_WORKERS", "2"))
 VENV_JUPYTER = str(Path(sys.prefix) / "share" / "jupyter")
 PREFIX_PROBE = "import sys; print('sys.prefix=' + sys.prefix)"

@@ -390,15 +390,18 @@ def test_ctrl_c_at_random_points_leaves_nothing_behind() -> None:
         state = {k: v.clone() for k, v in model.state_dict().items()}
         handler = signal.getsignal(signal.SIGINT)
         paths = [dict(), dict(execution="real"), dict(training=True), dict(mode="same", execution="real")]
-        for kwargs in paths:  # warm-up, and the length of one count
+        spans = []
+        for kwargs in paths:  # warm-up, then the length of one count on each path
             nbcount.count(model, (2, 3, 8, 8), **kwargs)
-        start = time.perf_counter()
-        nbcount.count(model, (2, 3, 8, 8))
-        span = 2 * (time.perf_counter() - start)
+            start = time.perf_counter()
+            nbcount.count(model, (2, 3, 8, 8), **kwargs)
+            spans.append(1.2 * (time.perf_counter() - start))
         rng = random.Random(0)
         landed = {"before": 0, "count": 0, "after": 0}
-        for trial in range(300):
-            timer = threading.Timer(rng.uniform(0, span), _thread.interrupt_main)
+        trials = 0
+        while landed["count"] < 120 and trials < 3000:  # until enough interrupts landed inside a count
+            trial, trials = trials, trials + 1
+            timer = threading.Timer(rng.uniform(0, spans[trial % len(paths)]), _thread.interrupt_main)
             where = "before"
             try:
                 timer.start()
@@ -418,11 +421,12 @@ def test_ctrl_c_at_random_points_leaves_nothing_behind() -> None:
             assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules()), trial
             now = model.state_dict()
             assert all(torch.equal(now[k], v) and type(now[k]) is torch.Tensor for k, v in state.items()), trial
-        interrupted, finished = landed["count"], landed["before"] + landed["after"]
-        print(interrupted, finished)
+        print(landed["count"], landed["before"] + landed["after"], trials)
     """, timeout=600)
-    interrupted, finished = map(int, out.split())
-    assert interrupted + finished == 300 and interrupted > 100
+    interrupted, finished, trials = map(int, out.split())
+    # every interrupt surfaced somewhere; 120 of them (a machine's speed decides how many trials that takes)
+    # landed inside a count and each left the model and torch's state as they were
+    assert interrupted + finished == trials and interrupted >= 120
 
 
 def test_interrupt_gate_holds_sigint_until_a_safe_point() -> None:

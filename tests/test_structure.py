@@ -17,7 +17,7 @@ from torch import nn
 
 import nbcount
 from nbcount import zoo
-from nbcount.derive import _SAFE_FUNCS
+from nbcount.formula import FUNCTIONS
 from nbcount.symbols import conflicts, legend, step_symbols
 
 
@@ -130,7 +130,7 @@ def _check(explanation: Any, where: str) -> list[str]:
     meanings = dict(legend(explanation.steps))
     for st in explanation.steps:
         numbers = re.sub(r"\d[eE][-+]?\d+", "", st.substituted)
-        left = [m for m in re.findall(r"[^\W\d]\w*", numbers) if m not in _SAFE_FUNCS]  # any letter, ᵀ too
+        left = [m for m in re.findall(r"[^\W\d]\w*", numbers) if m not in FUNCTIONS]  # any letter, ᵀ too
         if left:
             problems.append(f"{where}: {st.label} leaves {left} unfilled")
         problems += [f"{where}: {s} in {st.label} is never defined" for s in step_symbols(st) if s not in meanings]

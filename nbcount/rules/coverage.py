@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from nbcount.escape import table_cell as cell
 from nbcount.rules.classify import NONE, RULE, UNCOUNTED, Treatment, classify
 
 HEADER = "# Ops coverage"
@@ -23,10 +24,6 @@ def all_aten_ops() -> list[str]:
     names = {n.split("::", 1)[1].split(".", 1)[0] for n in torch._C._dispatch_get_all_op_names()
              if n.startswith("aten::")}
     return sorted(f"aten.{n}" for n in names)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _how(t: Treatment) -> str:
@@ -62,7 +59,7 @@ def render(seen: Mapping[str, Sequence[str]]) -> str:
     for op in ops:
         t = classify(op)
         models = ", ".join(sorted(seen[op]))
-        lines.append(f"| `{op}` | {_how(t)} | {_cell(t.why)} | {_cell(t.basis)} | {_cell(models)} |")
+        lines.append(f"| `{op}` | {_how(t)} | {cell(t.why)} | {cell(t.basis)} | {cell(models)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -164,3 +164,15 @@ for hardware, dtype in (("A100-SXM-80GB", None), ("A100-SXM-80GB", "tf32"), (min
 
 # %%
 resnet.roofline("A100-SXM-80GB", dtype="tf32").table.sort_values("time_s", ascending=False).head(8)
+
+# %% [markdown]
+# ## In the widget and in a terminal
+#
+# The report's widget has a **Roofline** tab: the chart, the slowest layers (repeated blocks folded), the
+# totals and, for a decoder counted on token ids, prefill against one decode step. Pick the hardware and the
+# peak the matrix ops run at; click a row or a dot for its worked roofline. In a terminal:
+# `python -m nbcount gpt2 -i 1,512 --hardware H100-SXM` (`--hw-dtype tf32`, `--top 10`; `--help` lists the
+# presets).
+
+# %%
+resnet.show(tab="Roofline", hardware="A100-SXM-80GB", hw_dtype="tf32")

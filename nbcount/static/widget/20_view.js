@@ -1,5 +1,7 @@
 // View: one widget on the page: header, tab bar, the visible tab, and the layer tree's state.
 
+const choiceKey = (choices) => JSON.stringify(Object.entries(choices || {}).sort());
+
 class View {
   constructor(model, el) {
     this.model = model;
@@ -31,10 +33,40 @@ class View {
       this.derivations.set(p.row, p);
       if (this.active === "Derivation") this.show("Derivation");
     } else if (msg.type === "tab") {
+      // a lazy tab's payload, for the choices it was asked with (a tab keeps every variant it received)
       const tab = this.tabs.find((t) => t.title === msg.title);
-      if (tab) tab.payload = msg.payload;
+      if (!tab) return;
+      const key = choiceKey(msg.choices);
+      tab.variants = tab.variants || new Map();
+      tab.variants.set(key, msg.payload);
+      if (key !== choiceKey(tab.choices)) return;
+      tab.payload = msg.payload;
       if (this.active === msg.title) this.show(msg.title);
     }
+  }
+
+  choose(title, changes) {
+    // a tab's own controls (the Roofline tab's hardware): a payload already received, or ask the kernel for one
+    const tab = this.tabs.find((t) => t.title === title);
+    tab.choices = { ...(tab.choices || {}), ...changes };
+    const key = choiceKey(tab.choices);
+    const known = tab.variants && tab.variants.get(key);
+    if (known) {
+      tab.payload = known;
+      this.show(title);
+      return true;
+    }
+    this.request({ type: "tab", title, choices: tab.choices }, "tab:" + title + ":" + key);
+    return false;
+  }
+
+  keepChoices(title, choices, payload) {
+    // the choices a payload was built with (the defaults, for the first one): switching back costs nothing
+    const tab = this.tabs.find((t) => t.title === title);
+    if (!tab || tab.choices) return;
+    tab.choices = choices;
+    tab.variants = tab.variants || new Map();
+    tab.variants.set(choiceKey(choices), payload);
   }
 
   request(content, key) {
@@ -74,7 +106,7 @@ class View {
     this.panel.scrollTop = 0;
     if (this.resize) { this.resize.disconnect(); this.resize = null; }
     if (!tab.payload) {
-      this.request({ type: "tab", title }, "tab:" + title);
+      this.request({ type: "tab", title, choices: tab.choices || {} }, "tab:" + title + ":" + choiceKey(tab.choices));
       this.panel.append(this.wait("Building the " + title + " tab…"));
       return;
     }

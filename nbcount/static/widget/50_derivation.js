@@ -71,17 +71,22 @@ DRAWERS.derivation = (view) => {
     return h("div", {}, tools, view.wait("Working out the derivation of " + name + "…"));
   }
   if (payload.error) return h("div", {}, tools, h("p", { class: "nb-note", text: payload.error }));
-  const line = ([label, formula, substituted, value, note]) => {
-    const rhs = h("div", { class: "nb-rhs" });
-    if (formula) rhs.append(mathNodes(formula), h("span", { class: "nb-eq", text: " = " }));
-    if (substituted && substituted !== formula) rhs.append(mathNodes(substituted), h("span", { class: "nb-eq", text: " = " }));
-    rhs.append(h("b", { class: "nb-val", text: value }));
-    if (note) rhs.append(h("div", { class: "nb-stepnote", text: note }));
-    const name = /^[A-Za-z]+_[A-Za-z0-9_]+$/.test(label) ? mathNodes(label) : label; // N_out as N with "out" below
-    return [h("div", { class: "nb-steplabel" }, name, " ="), rhs];
-  };
-  // one grid for every section, so the labels of all sections share one column
-  const steps = h("div", { class: "nb-steps" }, payload.sections.map((section) =>
-    [h("h4", { class: "nb-section", text: section.title }), ...section.steps.flatMap(line)]));
-  return h("div", { class: "nb-deriv" }, tools, h("div", { class: "nb-scroll-box" }, steps));
+  return h("div", { class: "nb-deriv" }, tools, h("div", { class: "nb-scroll-box" }, stepGrid(payload.sections)));
 };
+
+function stepLine([label, formula, substituted, value, note]) {
+  // one step: label = formula = substituted numbers = value, its note below
+  const rhs = h("div", { class: "nb-rhs" });
+  if (formula) rhs.append(mathNodes(formula), h("span", { class: "nb-eq", text: " = " }));
+  if (substituted && substituted !== formula) rhs.append(mathNodes(substituted), h("span", { class: "nb-eq", text: " = " }));
+  rhs.append(h("b", { class: "nb-val", text: value }));
+  if (note) rhs.append(h("div", { class: "nb-stepnote", text: note }));
+  const name = /^[A-Za-z]+_[A-Za-z0-9_]+$/.test(label) ? mathNodes(label) : label; // N_out as N with "out" below
+  return [h("div", { class: "nb-steplabel" }, name, " ="), rhs];
+}
+
+function stepGrid(sections) {
+  // one grid for every section, so the labels of all sections share one column
+  return h("div", { class: "nb-steps" }, sections.map((section) =>
+    [h("h4", { class: "nb-section", text: section.title }), ...section.steps.flatMap(stepLine)]));
+}
