@@ -141,7 +141,7 @@ def summary(report: nbcount.Report, depth: int, group: bool = True) -> str:
         f"total params     {report.total_params:>20,}   (used {report.used_params:,}, trainable "
         f"{report.trainable_params:,})",
         f"total MACs       {report.total_macs:>20,}",
-        f"total {conv.unit:<10} {report.total_flops:>20,}   (convention {conv.name}, {report.status})",
+        f"total {conv.unit:<10} {report.headline.value:>20,}   (convention {conv.name}, {report.status})",
         "",
         formats.to_text(layer_table(report, depth, COLUMNS, group=group)),
     ]

@@ -80,6 +80,17 @@ class Convention:
         return f"{self.unit} ({self.name})"
 
     @property
+    def column(self) -> str:
+        """The key of this convention's column in ``report.table``, named by its unit: ``flops`` for a convention
+        that counts FLOPs, ``macs_<name>`` for one that counts MACs (``macs_fvcore``), ``macs`` for nbcount's own
+        MAC convention, whose numbers are the ``macs`` column. A figure called flops is always FLOPs."""
+        if self.unit == "FLOPs":
+            return "flops"
+        if self.name.removesuffix(STRICT_SUFFIX) == "macs":
+            return "macs"
+        return "macs_" + self.name.replace(STRICT_SUFFIX, "_strict").replace("+", "_")
+
+    @property
     def rule_label(self) -> str:
         """``MACs (ptflops)``: the label of the peer's rule, before a strict variant adds its defects."""
         return f"{self.unit} ({self.name.removesuffix(STRICT_SUFFIX)})"
@@ -246,9 +257,3 @@ def conventions() -> dict[str, str]:
     names = sorted(_REGISTRY, key=lambda n: (rank.get(n, len(ORDER)), n))
     return {name: _REGISTRY[name].description for name in names}
 
-
-def _load_peers() -> None:
-    from nbcount import peers  # noqa: F401  (registers the peer conventions)
-
-
-_load_peers()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -12,6 +12,7 @@ from torch import nn
 
 from nbcount import capture, errors, lazy
 from nbcount import execution as executions
+from nbcount.analysis import analyse
 from nbcount.conventions import Convention, get_convention
 from nbcount.inputs import (
     InputError,
@@ -23,7 +24,6 @@ from nbcount.inputs import (
     split_inputs,
 )
 from nbcount.report import Report
-from nbcount.rows import report_from_trace
 
 
 class CountError(RuntimeError):
@@ -77,8 +77,9 @@ def count(model: nn.Module, input_size: InputSize | None = None, *, inputs: Any 
     per layer (report.training, report.backward_macs, report.training_memory()).
     """
     if lazy.has_lazy(model):  # counted on a materialised meta copy: the user's lazy model stays untouched
-        return lazy.count_lazy(count, model, input_size, inputs=inputs, dtype=dtype, convention=convention, mode=mode,
-                               execution=execution, training=training, loss_fn=loss_fn)
+        counted = lazy.count_lazy(count, model, input_size, inputs=inputs, dtype=dtype, convention=convention,
+                                  mode=mode, execution=execution, training=training, loss_fn=loss_fn)
+        return replace(counted, counted=weakref.ref(model))
     model = _check_model(model)
     mode = mode or ("train" if training else "eval")
     if (input_size is None) == (inputs is None):
@@ -91,20 +92,17 @@ def count(model: nn.Module, input_size: InputSize | None = None, *, inputs: Any 
     convention_obj = get_convention(convention)
     device = model_device(model)
     made = _make_inputs(input_size, inputs, dtype, device)
-    options = {"input_size": input_size, "mode": mode, "execution": execution}
+    options = {"input_size": input_size, "mode": mode, "execution": execution, "training": training}
     with capture.frozen_gc():
         try:
             trace = executions.trace(model, made, device, execution, mode, _observers(training, loss_fn))
             trace = errors.with_model_notes(trace, model)
         except capture.CaptureError as error:
-            partial = report_from_trace(error.trace, convention_obj, options)
+            partial = analyse(error.trace, convention_obj, options, partial=True)
             message = _failure_message(error, model)
             raise CountError(message, partial, error.layer, error.cause) from None  # no internal traceback
-    again = functools.partial(count, model, convention=convention, mode=mode, execution=execution,
-                              training=training, loss_fn=loss_fn)
     with capture.frozen_gc():  # thousands of rows: no full collection of the heap midway
-        report = report_from_trace(trace, convention_obj, options)
-    return replace(report, count_at=again)
+        return replace(analyse(trace, convention_obj, options), counted=weakref.ref(model))
 
 
 def _observers(training: bool, loss_fn: Callable[[Any], torch.Tensor] | None) -> executions.MakeObservers:

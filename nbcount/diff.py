@@ -158,7 +158,7 @@ def _totals(a: Report, b: Report) -> tuple[Line, ...]:
     flops = f"{a.convention.unit} ({a.convention.name})"
     lines: list[Line] = [("params", a.total_params, b.total_params), ("MACs", a.total_macs, b.total_macs)]
     if b.convention.name == a.convention.name:
-        lines.append((flops, a.total_flops, b.total_flops))
+        lines.append((flops, a.headline.value, b.headline.value))
     lines += [("param bytes", a.memory["param_bytes"], b.memory["param_bytes"]),
               ("peak activation bytes", a.memory["peak_activation_bytes"], b.memory["peak_activation_bytes"]),
               ("MACs per parameter", round(a.total_macs / max(a.total_params, 1), 1),
@@ -313,7 +313,7 @@ def compare_layers(a: Report, b: Report, row_a: Row, row_b: Row, names: tuple[st
     outputs = (row_a.call.out_tensors[0].numel if row_a.call.out_tensors else 0,
                row_b.call.out_tensors[0].numel if row_b.call.out_tensors else 0)
     lines: list[Line] = [("params", row_a.params, row_b.params), ("MACs", row_a.macs, row_b.macs),
-             (f"{a.convention.unit} ({a.convention.name})", a.total_flops, b.total_flops),
+             (f"{a.convention.unit} ({a.convention.name})", a.headline.value, b.headline.value),
              ("output elements", *outputs)]
     derivations = (("params", _last_text(row_a.param_steps[-1:]), _last_text(row_b.param_steps[-1:])),
                    ("MACs", _last_text(tuple(s for _, c in row_a.costs for s in c), "mac"),

@@ -32,7 +32,7 @@ def totals(report: Report) -> Explanation:
     if report.status != "complete":
         note = f"a lower bound: {', '.join(sorted(report.uncounted_ops))} ran without a counting rule"
     flops = sum_section(report, "flops", f"{convention.unit} ({convention.name}, total)", convention.row_value,
-                        report.total_flops, note)
+                        report.headline.value, note)
     sections += [flops, memory_total(report)]
     return Explanation(f"Totals of {name}", tuple(sections))
 

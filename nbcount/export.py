@@ -55,10 +55,11 @@ def megabytes(n_bytes: float) -> str:
 
 # summary ---------------------------------------------------------------------------------------
 def totals(report: Report, sums: Figures | None = None) -> dict[str, int]:
-    """The headline numbers once: unique, used and trainable parameters, MACs and FLOPs (this convention)."""
+    """The headline numbers once: unique, used and trainable parameters, MACs and the convention's own number
+    (``headline``: FLOPs or MACs, as the convention counts)."""
     sums = figures(report) if sums is None else sums
     return {"params": report.total_params, "used": sum(sums.params), "trainable": report.trainable_params,
-            "macs": sum(sums.macs), "flops": sum(sums.flops)}
+            "macs": sum(sums.macs), "headline": sum(sums.headline)}
 
 
 def summary_items(report: Report, units: str = "both", sums: Figures | None = None) -> list[tuple[str, str]]:
@@ -73,7 +74,7 @@ def summary_items(report: Report, units: str = "both", sums: Figures | None = No
         ("used by the forward pass", human(total["used"], units)),
         ("trainable", human(total["trainable"], units)),
         ("MACs", human(total["macs"], units)),
-        (f"{conv.unit} under the {conv.name!r} convention", human(total["flops"], units)),
+        (f"{conv.unit} under the {conv.name!r} convention", human(total["headline"], units)),
         ("status", status),
         ("parameter memory", megabytes(mem.get("param_bytes", 0))),
         ("peak activation memory (inference)", megabytes(mem.get("peak_activation_bytes", 0))),
@@ -190,7 +191,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         "convention": {"name": conv.name, "unit": conv.unit, "description": conv.description, "source": conv.source},
         "totals": {"params": report.total_params, "used_params": report.used_params,
                    "trainable_params": report.trainable_params, "macs": report.total_macs,
-                   "flops": report.total_flops},
+                   "flops": report.total_flops, "headline": report.headline.value},
         "status": report.status,
         "uncounted_ops": dict(report.uncounted_ops),
         "memory": {k: _plain(v) for k, v in report.memory.items()},

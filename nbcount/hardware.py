@@ -30,6 +30,14 @@ _ALIASES = {"fp32": "fp32", "float": "fp32", "tf32": "tf32", "bf16": "bf16", "ha
             "fp8": "fp8", "int8": "int8", "fp64": "fp64", "double": "fp64"}
 
 
+def seconds(value: float) -> str:
+    """A duration with its unit: 4.02 ms, 12.3 µs, 1.5 s."""
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-9:.3g} ns"
+
+
 def si(value: float) -> str:
     """A number with an SI prefix and a trailing space: 3.35e12 -> "3.35 T", 512 -> "512 "."""
     for scale, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from nbcount.extension import NetCount
     from nbcount.report import Report
+    from nbcount.settings import NetCount
 
 _DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16",
                   "fp64": "float64", "double": "float64", "long": "int64", "int": "int32"}
@@ -383,8 +383,8 @@ class NetCountMagics(Magics):
 
 def _document() -> None:
     """Give %netcount? its examples and the %config NetCount settings (and drop magic_arguments' '::')."""
-    from nbcount.extension import NetCount
     from nbcount.magic_text import help_text
+    from nbcount.settings import NetCount
 
     function = NetCountMagics.netcount
     function.__doc__ = help_text(function.__doc__, NetCount)

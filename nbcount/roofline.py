@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from nbcount.conventions import NBCOUNT
 from nbcount.derive import Derivation, Step
 from nbcount.hardware import Hardware, Peak, dtype_key, get_hardware
-from nbcount.traffic import LayerTraffic, inputs_of, layer_traffic
-from nbcount.types import OpEvent, Term
+from nbcount.traffic import LayerTraffic, layer_traffic, op_dtype
+from nbcount.types import Term
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,18 +26,8 @@ if TYPE_CHECKING:
 
     from nbcount.report import Report, Row
 
-FLOPS_NOTE = "real FLOPs: 2 per multiply-accumulate + every other floating-point op (nbcount convention)"
-PEAKS_NOTE = "multiply-accumulates at the dtype's dense matrix peak, other arithmetic at the vector (fp32) peak"
 COLUMNS = ("layer", "call", "type", "dtype", "flops", "bytes", "fused_bytes", "intensity", "bound", "compute_s",
            "memory_s", "time_s", "share")
-_FLOAT_DTYPES = ("float", "bfloat16")  # float16/32/64, float8_*, bfloat16
-
-
-def op_dtype(op: OpEvent) -> str:
-    """The dtype an op computes in: its first floating-point tensor input's, else its first output's."""
-    tensors = inputs_of(op) + list(op.outputs)
-    floating = next((t.dtype for t in tensors if t.dtype.startswith(_FLOAT_DTYPES)), None)
-    return floating or (tensors[0].dtype if tensors else "float32")
 
 
 def split_flops(steps: tuple[Step, ...]) -> tuple[int, int]:

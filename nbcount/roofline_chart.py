@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 from matplotlib.figure import Figure
 
 from nbcount import escape
-from nbcount.hardware import si
-from nbcount.roofline_text import seconds
+from nbcount.hardware import seconds, si
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nbcount.derive import Derivation, Step, given, step
-from nbcount.roofline import FLOPS_NOTE, op_dtype
-from nbcount.traffic import ASSUMPTION
+from nbcount.traffic import ASSUMPTION, FLOPS_NOTE, op_dtype
 
 if TYPE_CHECKING:
     from nbcount.hardware import Hardware, Peak

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from nbcount import labels
 from nbcount.hardware import PEAK_KEYS, PRESETS
-from nbcount.roofline import FLOPS_NOTE, PEAKS_NOTE, roofline
+from nbcount.roofline import roofline
 from nbcount.roofline_derive import derive_layer, derive_rows
 from nbcount.subtotals import repeated_parents
-from nbcount.traffic import ASSUMPTION
+from nbcount.traffic import ASSUMPTION, FLOPS_NOTE, PEAKS_NOTE
 from nbcount.widget_data import ints, step_payload
 
 if TYPE_CHECKING:

@@ -5,22 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nbcount import escape
-from nbcount.hardware import si
-from nbcount.roofline import FLOPS_NOTE, PEAKS_NOTE
-from nbcount.traffic import ASSUMPTION
+from nbcount.hardware import seconds, si
+from nbcount.traffic import ASSUMPTION, FLOPS_NOTE, PEAKS_NOTE
 
 if TYPE_CHECKING:
     from nbcount.roofline import LayerRoofline, Roofline
 
 HEADERS = ("layer", "type", "dtype", "FLOPs", "bytes", "FLOP/B", "bound", "time", "share")
-
-
-def seconds(value: float) -> str:
-    """A duration with its unit: 4.02 ms, 12.3 µs, 1.5 s."""
-    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value / 1e-9:.3g} ns"
 
 
 def _peaks_line(view: Roofline) -> str:

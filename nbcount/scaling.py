@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from nbcount.again import count_at
 from nbcount.derive import Derivation, Step, given, step
 from nbcount.render import fmt
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from nbcount.report import Report
     from nbcount.types import TensorMeta
 
@@ -223,14 +226,17 @@ def _default_sizes(base: int, spatial: bool) -> list[int]:
     return sizes if len(sizes) >= 4 else list(range(max(1, base - 5), max(base, 6) + 1))
 
 
-def scaling(report: Report, sizes: Any = None, axis: Any = None, convention: str | None = None) -> ScalingFit:
-    """Count the same model at several sizes of one axis (every input that has it) and fit the exact polynomial.
+def scaling(report: Report, sizes: Any = None, axis: Any = None, convention: str | None = None,
+            model: nn.Module | None = None) -> ScalingFit:
+    """Count the model (`model`, by default the one `report` counted) as `report` counted it, at several sizes of
+    one axis (every input that has it), and fit the exact polynomial of the count in the size.
 
     axis: a name of the input's layout (``"L"``, ``"H"``, ``"R"`` for every spatial axis) or a position of the
     first input; by default L for sequences and R for images.
     """
-    if report.count_at is None or not report.trace.input_tensors:
+    if not report.trace.input_tensors:
         raise ValueError("scaling needs a report made by nbcount.count() from input tensors")
+    again = count_at(report, model)
     dtypes = [getattr(torch, t.dtype) for t in report.trace.input_tensors]
     chosen, variable, description = varied_axes(report, axis)
     first = report.trace.input_tensors[0]
@@ -242,7 +248,7 @@ def scaling(report: Report, sizes: Any = None, axis: Any = None, convention: str
         for k, axes in chosen.items():
             for a in axes:
                 shapes[k][a] = size
-        counted = report.count_at([tuple(s) for s in shapes], dtype=dtypes)
+        counted = again([tuple(s) for s in shapes], dtypes)
         counts.append(_quantity(counted, convention))
     coefficients = fit_polynomial(sizes, counts)
     if coefficients is None:
@@ -254,11 +260,9 @@ def scaling(report: Report, sizes: Any = None, axis: Any = None, convention: str
 
 def _quantity(report: Report, convention: str | None) -> int:
     """The training step's count when the report counted one, else the forward count."""
-    from nbcount.training import TrainingTrace
-
-    if isinstance(report.trace, TrainingTrace):
+    if report.training is not None:
         value = report.training.flops(convention)
         if value is None:
             raise ValueError(f"the {convention} convention counts the forward pass only: no training step to fit")
         return int(value)
-    return (report.recount(convention) if convention else report).total_flops
+    return (report.recount(convention) if convention else report).headline.value

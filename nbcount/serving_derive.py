@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from nbcount.derive import Derivation, Step, given, step
-from nbcount.hardware import si
-from nbcount.roofline import FLOPS_NOTE
+from nbcount.hardware import seconds, si
 from nbcount.roofline_derive import number
-from nbcount.roofline_text import seconds
-from nbcount.traffic import ASSUMPTION
+from nbcount.traffic import ASSUMPTION, FLOPS_NOTE
 
 if TYPE_CHECKING:
-    from nbcount.serving_roofline import PhaseCost, ServingRoofline, Utilisation
+    from nbcount.serving_roofline import PhaseCost, ServingRoofline
 
 
 def _effective_peak(phase: PhaseCost) -> Step:
@@ -51,10 +50,23 @@ def derive_phase(view: ServingRoofline, phase: PhaseCost) -> Derivation:
     return Derivation(f"{phase.phase} on {hardware.name}", tuple(steps), "tokens/s")
 
 
+@dataclass(frozen=True)
+class Utilisation:
+    """MFU and MBU of a measured step time, with their derivation."""
+
+    mfu: float
+    mbu: float
+    derivation: Derivation
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return self.derivation._repr_mimebundle_(include, exclude)
+
+    def __repr__(self) -> str:
+        return f"<Utilisation MFU {self.mfu:.1%}, MBU {self.mbu:.1%}>"
+
+
 def utilisation(phase: PhaseCost, measured_s: float) -> Utilisation:
     """MFU = F / (t·P) with P the step's effective peak; MBU = B_min / (t·BW) with B_min the fused bytes."""
-    from nbcount.serving_roofline import Utilisation
-
     if not measured_s > 0:
         raise ValueError(f"measured_s must be a positive number of seconds, not {measured_s!r}")
     peak = phase.flops / phase.compute_s if phase.compute_s else phase.hardware.fp32_flops_per_s

@@ -19,13 +19,16 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from nbcount.again import count_at
 from nbcount.derive import Derivation, Step, given, step
 from nbcount.hardware import Hardware, dtype_key, get_hardware
 from nbcount.roofline import Roofline, roofline
 from nbcount.serving import AttentionSite, attention_sites, kv_cache_bytes
+from nbcount.serving_derive import Utilisation
 
 if TYPE_CHECKING:
     import pandas as pd
+    from torch import nn
 
     from nbcount.report import Report
 
@@ -162,21 +165,6 @@ class PhaseCost:
 
 
 @dataclass(frozen=True)
-class Utilisation:
-    """MFU and MBU of a measured step time, with their derivation."""
-
-    mfu: float
-    mbu: float
-    derivation: Derivation
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return self.derivation._repr_mimebundle_(include, exclude)
-
-    def __repr__(self) -> str:
-        return f"<Utilisation MFU {self.mfu:.1%}, MBU {self.mbu:.1%}>"
-
-
-@dataclass(frozen=True)
 class ServingRoofline:
     """Prefill of the prompt and one decode step of a decoder, on each hardware."""
 
@@ -249,7 +237,7 @@ def _token_shapes(report: Report, batch: int, tokens: int) -> tuple[list[tuple[i
 def decoder_problem(report: Report) -> str | None:
     """Why `report` cannot have a serving view (None: it was counted on (batch, tokens) token ids and can)."""
     inputs = report.trace.input_tensors
-    if report.count_at is None or not inputs or len(inputs[0].shape) != 2 or inputs[0].dtype.startswith(
+    if not inputs or len(inputs[0].shape) != 2 or inputs[0].dtype.startswith(
             ("float", "bfloat", "complex")):
         return ("the serving view needs a decoder counted on (batch, tokens) token ids by nbcount.count(), "
                 "e.g. nbcount.count(model, (1, 512), dtype=torch.long)")
@@ -258,8 +246,10 @@ def decoder_problem(report: Report) -> str | None:
 
 def serving_roofline(report: Report, hardware: str | Hardware | Sequence[str | Hardware] = DEFAULT_HARDWARE,
                      prompt_len: int | None = None, context_len: int | None = None, batch: int | None = None,
-                     kv_dtype: Any = None, n_kv_heads: int | None = None) -> ServingRoofline:
-    """Prefill of `prompt_len` tokens and one decode step after `context_len` tokens (default: the prompt).
+                     kv_dtype: Any = None, n_kv_heads: int | None = None,
+                     model: nn.Module | None = None) -> ServingRoofline:
+    """Prefill of `prompt_len` tokens and one decode step after `context_len` tokens (default: the prompt),
+    counting `model` (by default the one `report` counted) again at those lengths.
 
     The attention layers, their heads and the K/V width per token are found in the trace (n_kv_heads=: given).
     """
@@ -269,11 +259,10 @@ def serving_roofline(report: Report, hardware: str | Hardware | Sequence[str | H
     b0, t0 = report.trace.input_tensors[0].shape
     batch, prompt_len = batch or b0, prompt_len or t0
     context_len = context_len if context_len is not None else prompt_len
-    count_at = report.count_at
-    assert count_at is not None  # decoder_problem
+    again = count_at(report, model)
     shapes, dtypes = _token_shapes(report, batch, prompt_len)
-    prefill = report if (batch, prompt_len) == (b0, t0) else count_at(shapes, dtype=dtypes)
-    decode = count_at(_token_shapes(report, batch, 1)[0], dtype=dtypes)
+    prefill = report if (batch, prompt_len) == (b0, t0) else again(shapes, dtypes)
+    decode = again(_token_shapes(report, batch, 1)[0], dtypes)
     found = next(((r, sites) for r in (prefill, decode) if (sites := attention_sites(r))), None)
     if found is None:
         raise ValueError("no attention found in the counted forward pass: the serving view is for decoders")

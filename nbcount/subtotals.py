@@ -17,14 +17,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Figures:
-    """Per-row self and inclusive parameters, MACs and FLOPs (under the report's convention), in row order."""
+    """Per-row self and inclusive parameters, MACs and the convention's number (``headline``: FLOPs or MACs, as
+    the report's convention counts), in row order."""
 
     params: tuple[int, ...]
     macs: tuple[int, ...]
-    flops: tuple[int, ...]
+    headline: tuple[int, ...]
     params_incl: tuple[int, ...]
     macs_incl: tuple[int, ...]
-    flops_incl: tuple[int, ...]
+    headline_incl: tuple[int, ...]
 
 
 def parents(report: Report) -> list[int | None]:
@@ -37,15 +38,15 @@ def figures(report: Report) -> Figures:
     value = report.convention.row_value
     params = [row.params for row in report.rows]
     macs = [row.macs for row in report.rows]
-    flops = [int(value(row)) for row in report.rows]
-    incl = [list(params), list(macs), list(flops)]
+    headline = [int(value(row)) for row in report.rows]
+    incl = [list(params), list(macs), list(headline)]
     up = parents(report)
     for k in range(len(report.rows) - 1, -1, -1):  # children come after their parent in call order
         parent = up[k]
         if parent is not None:
             for column in incl:
                 column[parent] += column[k]
-    return Figures(tuple(params), tuple(macs), tuple(flops), *(tuple(c) for c in incl))
+    return Figures(tuple(params), tuple(macs), tuple(headline), *(tuple(c) for c in incl))
 
 
 def children(report: Report) -> list[list[int]]:

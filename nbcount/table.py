@@ -92,8 +92,8 @@ def layer_columns(report: Report) -> dict[str, Column]:
         Column("shared", "shared", kind="flag"),
         Column("macs", "MACs (self)", "MACs", "count", "multiply-accumulates of this call's own ops"),
         Column("macs_incl", "MACs", "MACs", "count", "this call and every call inside it"),
-        Column("flops", f"{flops} (self)", conv.unit, "count", "this call's own ops"),
-        Column("flops_incl", flops, conv.unit, "count", "this call and every call inside it"),
+        Column(conv.column, f"{flops} (self)", conv.unit, "count", "this call's own ops"),
+        Column(conv.column + "_incl", flops, conv.unit, "count", "this call and every call inside it"),
         Column("param_bytes", "param bytes", "bytes", "count"),
         Column("buffers", "buffers", "elements", "count", "buffer elements first seen at this call"),
         Column("buffer_bytes", "buffer bytes", "bytes", "count"),
@@ -101,7 +101,8 @@ def layer_columns(report: Report) -> dict[str, Column]:
         Column("rf", "receptive field"), Column("jump", "jump"), Column("start", "start"),
         Column("uncounted", "uncounted ops"),
     ]
-    known = {c.key: c for c in specs}
+    known = {c.key: c for c in reversed(specs)}  # the macs convention's column is the macs column: first spec wins
+    known = {c.key: known[c.key] for c in specs}
     for key in report.table.columns:  # a column added to report.table later still shows, titled by its name
         if key not in known:
             kind = "count" if report.table[key].dtype.kind in "iu" else "text"
@@ -110,18 +111,21 @@ def layer_columns(report: Report) -> dict[str, Column]:
 
 
 #: shown by default: inclusive figures, so a row at any depth carries the cost of everything inside it
+#: (``flops``/``flops_incl`` in a choice of columns stand for the convention's column: ``macs_fvcore_incl``, ...)
 DEFAULT_COLUMNS = ("layer", "type", "output_shape", "params_incl", "macs_incl", "flops_incl", "output_bytes")
 
 
 def check_columns(report: Report, columns: Sequence[str] | None) -> list[str]:
     """The requested columns (default: DEFAULT_COLUMNS), validated (ValueError listing the valid ones)."""
-    if not columns:
-        return list(DEFAULT_COLUMNS)
+    column = report.convention.column
+    chosen = [column + c.removeprefix("flops") if c in ("flops", "flops_incl") else c for c in columns or
+              DEFAULT_COLUMNS]
+    chosen = list(dict.fromkeys(chosen))  # under the macs convention, flops_incl is macs_incl
     valid = layer_columns(report)
-    unknown = [c for c in columns if c not in valid]
+    unknown = [c for c in chosen if c not in valid]
     if unknown:
         raise ValueError(f"unknown column(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
-    return list(columns)
+    return chosen
 
 
 def _value(report: Report, frame: Any, key: str, index: int) -> Any:
@@ -208,7 +212,7 @@ def _footer(report: Report, wanted: list[str], frame: dict[str, list[Any]]) -> t
     if not report.rows:
         return None
     totals: dict[str, Any] = {"layer": "total", "params_incl": report.total_params, "macs_incl": report.total_macs,
-                              "flops_incl": report.total_flops}
+                              report.convention.column + "_incl": report.headline.value}
     return tuple(totals.get(key, "") for key in wanted)
 
 

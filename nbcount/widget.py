@@ -62,7 +62,7 @@ def first_tab(options: ViewOptions) -> str:
 def widget_model(report: Report, options: ViewOptions, key: str = "") -> dict[str, Any]:
     """Everything the front end draws before any request: summary, rows, eager tabs, the focus derivation."""
     sums = figures(report)
-    focus = focus_row(report, options, sums.flops)
+    focus = focus_row(report, options, sums.headline)
     derivations = {}
     if options.derive is not None or focus is not None:  # one row's derivation: kept in saved notebooks
         derivations[str(-1 if focus is None else focus)] = derivation_payload(report, focus)

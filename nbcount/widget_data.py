@@ -62,9 +62,9 @@ def rows_model(report: Report, sums: Figures | None = None) -> dict[str, Any]:
         "path": [_relative(p, paths[q] if q is not None else None) for p, q in zip(paths, parent)],
         "parent": [-1 if q is None else q for q in parent],
         "type": type_index, "types": types, "shape": shape_index, "shapes": shapes,
-        "params": ints(sums.params), "macs": ints(sums.macs), "flops": ints(sums.flops),
+        "params": ints(sums.params), "macs": ints(sums.macs), "flops": ints(sums.headline),
         "out": ints([r.output_bytes for r in rows]),
-        "incl": [[k, *ints([sums.params_incl[k], sums.macs_incl[k], sums.flops_incl[k]])]
+        "incl": [[k, *ints([sums.params_incl[k], sums.macs_incl[k], sums.headline_incl[k]])]
                  for k in range(len(rows)) if kids[k]],
         "call": [[k, r.call.call_index] for k, r in enumerate(rows) if r.call.call_index],
         "uncounted": [[k, ", ".join(sorted(set(r.uncounted)))] for k, r in enumerate(rows) if r.uncounted],
@@ -90,7 +90,8 @@ def summary_model(report: Report, units: str, sums: Figures | None = None) -> di
     return {
         "model": report.rows[0].call.module_type if report.rows else "?",
         "items": [[k, v] for k, v in export.summary_items(report, units, sums)],
-        "totals": {key: ints([total[key]])[0] for key in ("params", "used", "macs", "flops")},
+        "totals": {**{key: ints([total[key]])[0] for key in ("params", "used", "macs")},
+                   "flops": ints([total["headline"]])[0]},  # the front end's key for the convention's number
         "convention": {"name": conv.name, "unit": conv.unit, "description": conv.description},
         "status": report.status,
         "findings": [[export.KIND_TITLES.get(d.kind, d.kind.replace("_", " ")), d.message, list(d.layers)]

@@ -55,11 +55,18 @@ def test_strict_variants_by_name_or_flag() -> None:
 def test_count_takes_a_convention_and_the_table_holds_its_numbers() -> None:
     report = nbcount.count(zoo.lenet(), (1, 1, 28, 28), convention="thop")
     assert report.convention.name == "thop"
-    assert report.table["flops"].sum() == report.total_flops
+    # thop counts MACs: its column and headline say so, and no figure called flops holds them
+    assert report.headline.unit == "MACs" and report.total_flops is None and "flops" not in report.table
+    assert report.table["macs_thop"].sum() == report.headline.value
+    assert report.table.loc[0, "macs_thop_incl"] == report.headline.value  # the root's inclusive figure
     # LeNet under thop: conv and linear MACs, bias dropped, ReLU and max-pool 0
     conv1 = 6 * 28 * 28 * (1 * 3 * 3)
     conv2 = 16 * 10 * 10 * (6 * 5 * 5)
-    assert report.total_flops == conv1 + conv2 + 400 * 120 + 120 * 84 + 84 * 10
+    assert report.headline.value == conv1 + conv2 + 400 * 120 + 120 * 84 + 84 * 10
+    # under a FLOP convention the column is flops; under nbcount's macs convention its numbers are the macs column
+    assert report.recount("torch").table["flops"].sum() == report.recount("torch").headline.value
+    macs = report.recount("macs").table
+    assert "flops" not in macs and macs["macs"].sum() == report.recount("macs").headline.value
 
 
 def test_paddle_reproduces_seed_002() -> None:
@@ -97,13 +104,13 @@ def test_attention_matmuls_per_convention() -> None:
     report = nbcount.count(_Attention(), (b, h, seq, e))
     attention_macs = 2 * b * h * seq * seq * e
     projection_macs = b * h * seq * e * 8
-    assert report.recount("torch").total_flops == 2 * (attention_macs + projection_macs)
-    assert report.recount("deepspeed").total_flops == 2 * (attention_macs + projection_macs)
-    assert report.recount("fvcore").total_flops == attention_macs + projection_macs
+    assert report.recount("torch").headline.value == 2 * (attention_macs + projection_macs)
+    assert report.recount("deepspeed").headline.value == 2 * (attention_macs + projection_macs)
+    assert report.recount("fvcore").headline.value == attention_macs + projection_macs
     # defects: CPU SDPA uncounted by FlopCounterMode, unpatched by calflops, unsupported by fvcore
-    assert report.recount("torch:strict").total_flops == 2 * projection_macs
-    assert report.recount("calflops:strict").total_flops == 2 * projection_macs
-    assert report.recount("fvcore:strict").total_flops == projection_macs
+    assert report.recount("torch:strict").headline.value == 2 * projection_macs
+    assert report.recount("calflops:strict").headline.value == 2 * projection_macs
+    assert report.recount("fvcore:strict").headline.value == projection_macs
 
 
 def test_torch_strict_is_flop_counter_mode_on_cpu_attention() -> None:
@@ -135,7 +142,7 @@ def test_compare_explains_every_difference(name: str, size: tuple[int, ...]) -> 
     agreeing = frame[(frame["layer"] != TOTAL) & (frame[names].nunique(axis=1) == 1)]
     assert all(why == "" or why.startswith("Defects: ") for why in agreeing["why"])
     total = frame[frame["layer"] == TOTAL].iloc[0]
-    assert [total[n] for n in names] == [report.recount(n).total_flops for n in names]
+    assert [total[n] for n in names] == [report.recount(n).headline.value for n in names]
 
 
 def test_compare_names_the_reasons_of_the_issue() -> None:
@@ -157,7 +164,7 @@ def test_compare_strict_applies_the_defects() -> None:
     report = nbcount.count(zoo.lenet(), (1, 1, 28, 28))
     strict = compare(report, ["ptflops"], strict=True)
     assert strict.columns[3] == "ptflops:strict"
-    assert strict[strict["layer"] == TOTAL].iloc[0]["ptflops:strict"] == report.recount("ptflops:strict").total_flops
+    assert strict[strict["layer"] == TOTAL].iloc[0]["ptflops:strict"] == report.recount("ptflops:strict").headline.value
 
 
 def test_conventions_matrix_reads_the_reasons_as_data() -> None:
@@ -173,7 +180,7 @@ def test_conventions_matrix_reads_the_reasons_as_data() -> None:
     assert list(frame["why"])[:-1] == [line.reason.to_text() for line in found.lines]
     payload = conventions_payload(report, names)
     assert [sum(r["values"][j] for r in payload["rows"]) for j in range(len(names))] == \
-        [report.recount(n).total_flops for n in names] == payload["total"]  # every row counted once
+        [report.recount(n).headline.value for n in names] == payload["total"]  # every row counted once
     folded = [r for r in payload["rows"] if r["n"] > 1]
     assert folded and sum(r["n"] for r in payload["rows"]) == len(found.lines)
     ptflops = get_convention("ptflops")

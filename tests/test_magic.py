@@ -200,7 +200,7 @@ def test_convention_option_and_config(run: Any, ip: Any) -> None:
     ip.user_ns["lin84"] = nn.Linear(8, 4)
     run("lin84 -i 1,8 -c macs -o r1 -q")
     assert ip.user_ns["r1"].convention.name == "macs"
-    assert ip.user_ns["r1"].total_flops == 8 * 4
+    assert ip.user_ns["r1"].headline.value == 8 * 4 and ip.user_ns["r1"].headline.unit == "MACs"
     ip.run_line_magic("config", "NetCount.convention = 'macs'")
     run("lin84 -i 1,8 -o r2 -q")
     assert ip.user_ns["r2"].convention.name == "macs"

@@ -10,7 +10,7 @@ from torch import nn
 
 import nbcount
 from nbcount.conventions import conventions, get_convention
-from nbcount.rows import report_from_trace
+from nbcount.analysis import analyse
 from nbcount.zoo import lenet, mobilenet_v2, unet
 
 
@@ -52,7 +52,7 @@ def trace(request: pytest.FixtureRequest) -> nbcount.types.Trace:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_no_derivation_ends_on_a_bare_number(trace: nbcount.types.Trace, name: str) -> None:
-    report = report_from_trace(trace, name)
+    report = analyse(trace, name)
     convention = get_convention(name)
     for row in report.rows:
         section = report.derive(row.layer, row.call.call_index)["flops"]
@@ -61,7 +61,7 @@ def test_no_derivation_ends_on_a_bare_number(trace: nbcount.types.Trace, name: s
         assert section.steps[-1].value == section.value == convention.row_value(row), row.layer
         assert section.steps[-1].label == convention.label
     totals = report.derive()["flops"]
-    assert totals.steps[-1].formula and totals.steps[-1].value == report.total_flops
+    assert totals.steps[-1].formula and totals.steps[-1].value == report.headline.value
 
 
 def test_a_peer_formula_reads_as_the_peer_writes_it() -> None:

@@ -133,7 +133,7 @@ def test_inclusive_figures_of_a_cnn_block() -> None:
     assert table.loc["layer2.0", "flops_incl"] == _flop_counter(block, x)
     assert table.loc["layer2.0", "params_incl"] == sum(p.numel() for p in block.parameters())
     sums = figures(report)
-    assert sums.flops_incl[0] == report.total_flops == sum(sums.flops)
+    assert sums.headline_incl[0] == report.total_flops == sum(sums.headline)
 
 
 def test_repeated_runs_fold_identical_blocks(gpt2: Any) -> None:

@@ -92,7 +92,7 @@ def test_transformer_macs_are_exactly_a_l_plus_b_l_squared() -> None:
     assert fit.coefficients == (0, layers * 12 * d * d + d * vocab, layers * 2 * d)  # weights·L + attention·L²
     assert fit.crossover() == -(-(layers * 12 * d * d + d * vocab) // (layers * 2 * d))  # ⌈a/b⌉: b·L² ≥ a·L
     for held_out in (7, 41, 64):  # sizes the fit never saw
-        assert fit(held_out) == nbcount.count(model, (1, held_out), dtype=torch.long, convention="macs").total_flops
+        assert fit(held_out) == nbcount.count(model, (1, held_out), dtype=torch.long, convention="macs").total_macs
     assert all("counted: the same" in s.note for s in fit.derivation.steps[:len(fit.sizes)])
 
 

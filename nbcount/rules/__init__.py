@@ -21,51 +21,27 @@ facet twice is an error. An op no family names is classified from torch's own me
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from nbcount.derive import Step
-from nbcount.rules.table import (
+from nbcount.rules.registry import (
+    Check,
     ClassOrOp,
+    Cost,
+    ModuleRule,
     OpLike,
-    T,
-    first_in_mro,
+    OpRule,
+    check,
+    expects,
+    field_rule,
+    find_module_rule,
+    ignore,
     in_mro,
-    qualname,
-    register,
-    registrar,
+    kind,
+    module_rule,
+    op_rule,
+    param_rule,
+    shape_rule,
+    stand_in,
 )
-from nbcount.types import LayerCall, OpEvent
-
-Cost = tuple[Step, ...]
-OpRule = Callable[[OpEvent], Cost]
-ModuleRule = Callable[[LayerCall], Cost]
-Check = Callable[[Any, tuple[Any, ...], dict[str, Any]], None]  # (op overload, args, kwargs): raise to refuse
-
-op_rule = registrar("cost")
-module_rule = registrar("cost")
-param_rule = registrar("params")
-field_rule = registrar("field")
-shape_rule = registrar("shape")
-expects = registrar("expects")
-check = registrar("check")
-stand_in = registrar("stand_in")
-
-
-def ignore(reason: str, *ops: OpLike) -> None:
-    """Declare ops that do no floating-point arithmetic, with the reason shown to users."""
-    register(ops, "reason", reason)
-
-
-def kind(name: str, *keys: ClassOrOp) -> None:
-    """The layer kind (a row of the conventions' rules table) of ops and module classes."""
-    register(keys, "kind", name)
-
-
-def find_module_rule(call: LayerCall, facet: str = "cost") -> Callable[[LayerCall], Any] | None:
-    """The `facet` rule of the most derived class of the call that has one."""
-    found = in_mro(call.classes, facet)
-    return found[1] if found is not None else None
+from nbcount.rules.table import T, first_in_mro, qualname
 
 
 def _load_families() -> None:
@@ -90,7 +66,7 @@ def _load_families() -> None:
     )
 
 
-__all__ = ["ClassOrOp", "Cost", "ModuleRule", "OpLike", "OpRule", "T", "check", "expects", "field_rule",
+__all__ = ["Check", "ClassOrOp", "Cost", "ModuleRule", "OpLike", "OpRule", "T", "check", "expects", "field_rule",
            "find_module_rule", "first_in_mro", "ignore", "in_mro", "kind", "module_rule", "op_rule", "param_rule",
            "qualname", "shape_rule", "stand_in"]
 

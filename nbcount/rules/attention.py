@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from nbcount.derive import Step, step
-from nbcount.rules import Cost, args, expects, field_rule, kind, op_rule
+from nbcount.rules import args
 from nbcount.rules.fields_layout import mix_all
+from nbcount.rules.registry import Cost, expects, field_rule, kind, op_rule
 from nbcount.types import OpEvent, Part, Term
 
 aten = torch.ops.aten

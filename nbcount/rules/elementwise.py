@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from nbcount.derive import step
-from nbcount.rules import Cost, OpRule, field_rule, kind, op_rule
 from nbcount.rules.fields_layout import along_dim
 from nbcount.rules.fields_layout import reduction as reduction_field
+from nbcount.rules.registry import Cost, OpRule, field_rule, kind, op_rule
 from nbcount.types import OpEvent, Part, Term
 
 aten = torch.ops.aten

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from nbcount.derive import step
-from nbcount.rules import Cost, check, expects, ignore, kind, op_rule
+from nbcount.rules.registry import Cost, check, expects, ignore, kind, op_rule
 from nbcount.types import OpEvent, Part, Term
 
 aten = torch.ops.aten

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from nbcount.rules import field_rule, ignore
 from nbcount.rules.fields_layout import cat, copy, expand, fresh, mix_all, permute, select, slice_, split, view
 from nbcount.rules.fields_window import pad
+from nbcount.rules.registry import field_rule, ignore
 
 aten, prim, profiler = torch.ops.aten, torch.ops.prim, torch.ops.profiler
 

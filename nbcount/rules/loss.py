@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from nbcount.derive import Step, step
-from nbcount.rules import Cost, OpRule, op_rule
+from nbcount.rules.registry import Cost, OpRule, op_rule
 from nbcount.types import OpEvent, Part, Term
 
 aten = torch.ops.aten

@@ -11,9 +11,10 @@ import torch
 import torch.nn as nn
 
 from nbcount.derive import step
-from nbcount.rules import Cost, args, check, expects, field_rule, kind, module_rule, op_rule, stand_in
+from nbcount.rules import args
 from nbcount.rules.fields_layout import matmul as contract
 from nbcount.rules.fields_layout import mix_all
+from nbcount.rules.registry import Cost, check, expects, field_rule, kind, module_rule, op_rule, stand_in
 from nbcount.types import LayerCall, OpEvent, Term
 
 aten = torch.ops.aten

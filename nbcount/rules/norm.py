@@ -15,8 +15,9 @@ from torch import nn
 from torch.nn.modules import batchnorm, instancenorm
 
 from nbcount.derive import Step, step
-from nbcount.rules import Cost, args, expects, kind, op_rule
+from nbcount.rules import args
 from nbcount.rules.conv import shape_text, spatial_ndim
+from nbcount.rules.registry import Cost, expects, kind, op_rule
 from nbcount.types import OpEvent, Part, Term
 
 aten = torch.ops.aten

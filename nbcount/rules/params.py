@@ -13,7 +13,7 @@ from typing import Any
 import torch.nn as nn
 
 from nbcount.derive import Step, step, total
-from nbcount.rules import Cost, param_rule
+from nbcount.rules.registry import Cost, param_rule
 from nbcount.types import LayerCall, ParamRef
 
 

@@ -9,9 +9,10 @@ from torch import nn
 from torch.nn.modules import pooling
 
 from nbcount.derive import step
-from nbcount.rules import Cost, args, expects, field_rule, kind, op_rule
+from nbcount.rules import args
 from nbcount.rules.conv import spatial_ndim
 from nbcount.rules.fields_window import adaptive_pool, window
+from nbcount.rules.registry import Cost, expects, field_rule, kind, op_rule
 from nbcount.types import OpEvent, Part, Term
 
 aten = torch.ops.aten

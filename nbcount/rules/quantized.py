@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from nbcount.derive import step
-from nbcount.rules import Cost, op_rule
+from nbcount.rules.registry import Cost, op_rule
 from nbcount.rules.table import exists
 from nbcount.types import OpEvent, ParamRef, Term
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from nbcount.derive import Step, step
-from nbcount.rules import Cost, expects, kind, module_rule, op_rule
+from nbcount.rules.registry import Cost, expects, kind, module_rule, op_rule
 from nbcount.types import LayerCall, OpEvent, Term
 
 aten = torch.ops.aten

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from nbcount.derive import step
-from nbcount.rules import Cost, OpRule, expects, field_rule, ignore, kind, op_rule
 from nbcount.rules.fields_window import pixel_shuffle, resample
+from nbcount.rules.registry import Cost, OpRule, expects, field_rule, ignore, kind, op_rule
 from nbcount.types import OpEvent, Part, Term
 
 aten = torch.ops.aten

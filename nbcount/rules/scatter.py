@@ -12,8 +12,8 @@ from typing import Any
 import torch
 
 from nbcount.derive import step
-from nbcount.rules import Cost, field_rule, op_rule
 from nbcount.rules.fields_layout import mix_all
+from nbcount.rules.registry import Cost, field_rule, op_rule
 from nbcount.types import OpEvent, TensorMeta, Term
 
 aten = torch.ops.aten

@@ -17,7 +17,8 @@ from typing import Any
 from torch import nn
 
 from nbcount.derive import Step, given, step
-from nbcount.rules import find_module_rule, qualname, shape_rule
+from nbcount.rules.registry import find_module_rule, shape_rule
+from nbcount.rules.table import qualname
 from nbcount.types import LayerCall, TensorMeta
 
 ShapeRule = Callable[[LayerCall], tuple[Step, ...]]

@@ -12,7 +12,7 @@ import math
 import torch
 
 from nbcount.derive import step
-from nbcount.rules import Cost, op_rule
+from nbcount.rules.registry import Cost, op_rule
 from nbcount.types import OpEvent, TensorMeta, Term
 
 aten = torch.ops.aten

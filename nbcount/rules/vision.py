@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib.util
 
 from nbcount.derive import step
-from nbcount.rules import Cost, field_rule, op_rule
 from nbcount.rules.fields_layout import mix_all
+from nbcount.rules.registry import Cost, field_rule, op_rule
 from nbcount.rules.table import exists
 from nbcount.types import OpEvent, Term
 
