@@ -14,7 +14,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
                                                                     "nbcount/execution.py", "nbcount/inputs.py",
                                                                     "nbcount/errors.py")),
     ("nbcount receptive field", ("nbcount/receptive.py", "nbcount/rules/receptive.py")),
-    ("nbcount rules, report, memory", ("nbcount/rules/", "nbcount/count.py", "nbcount/report.py",
+    ("nbcount rules, report, memory", ("nbcount/rules/", "nbcount/counting.py", "nbcount/report.py",
                                        "nbcount/memory.py", "nbcount/derive.py", "nbcount/types.py",
                                        "nbcount/frame.py", "nbcount/conventions.py", "nbcount/peers/")),
     ("nbcount display (widget, charts)", ("nbcount/display.py", "nbcount/charts.py", "nbcount/export.py",

@@ -33,7 +33,7 @@ from torch import nn  # noqa: E402
 
 import nbcount  # noqa: E402
 from nbcount import zoo  # noqa: E402
-from nbcount.hardware import this_cpu  # noqa: E402
+from nbcount.machines import this_cpu  # noqa: E402
 
 OUT = HERE / "ROOFLINE.json"
 

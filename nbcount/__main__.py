@@ -11,8 +11,8 @@ import torch
 import nbcount
 from nbcount import formats, zoo
 from nbcount.conventions import conventions
-from nbcount.hardware import PEAK_KEYS, PRESETS, get_hardware, si
 from nbcount.labels import parse_layer, row_label
+from nbcount.machines import PEAK_KEYS, PRESETS, get_hardware, si
 from nbcount.table import layer_table
 
 COLUMNS = ("layer", "type", "output_shape", "params_incl", "macs_incl", "flops_incl")

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nbcount.count import count
+from nbcount.counting import count
 from nbcount.report import Report
 
 CountAt = Callable[[Sequence[tuple[int, ...]], Sequence[torch.dtype]], Report]

@@ -231,6 +231,10 @@ register(NBCOUNT)
 register(MACS)
 
 
+#: former names still accepted: "seed003" was named after the seed document, not after what it counts
+ALIASES = {"seed003": "macs+bias"}
+
+
 def get_convention(name: str | Convention, strict: bool = False) -> Convention:
     """The convention called `name` (``"x:strict"`` or strict=True: its defects applied too)."""
     if isinstance(name, Convention):
@@ -239,7 +243,7 @@ def get_convention(name: str | Convention, strict: bool = False) -> Convention:
         base = name.removesuffix(STRICT_SUFFIX)
         strict = strict or base != name
         try:
-            convention = _REGISTRY[base]
+            convention = _REGISTRY[ALIASES.get(base, base)]
         except KeyError:
             raise ValueError(f"unknown convention {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
     if strict and not convention.strict:
@@ -248,7 +252,7 @@ def get_convention(name: str | Convention, strict: bool = False) -> Convention:
 
 
 ORDER = ("nbcount", "macs", "torch", "fvcore", "thop", "ptflops", "torchinfo", "torchscan", "calflops", "deepspeed",
-         "paddle", "seed003")
+         "paddle", "macs+bias")
 
 
 def conventions() -> dict[str, str]:

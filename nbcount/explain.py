@@ -7,82 +7,24 @@ with (nbcount.derive evaluates every formula), so a derivation and its table cel
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from nbcount import render
-from nbcount.derive import Derivation, Step, given, step, total
+from nbcount.derive import Step, given, step, total
 from nbcount.explain_attention import cost_steps
+from nbcount.explain_totals import totals
+from nbcount.explanation import Explanation, Section, relative_name, row_label, section, subtree
 from nbcount.receptive import field_steps
 from nbcount.render import fmt
 from nbcount.rules.shapes import dim_names_of, numel_step, shape_steps
-from nbcount.symbols import legend
 
 if TYPE_CHECKING:
     from nbcount.report import Report, Row
-
-@dataclass(frozen=True)
-class Section:
-    """One number of a row (or of the totals): its key, its steps and the value the table shows."""
-
-    key: str
-    derivation: Derivation
-    value: Any
-
-    @property
-    def steps(self) -> tuple[Step, ...]:
-        """The steps of the derivation."""
-        return self.derivation.steps
-
-    def step(self, label: str) -> Step:
-        """The last step labelled `label` (``section.step("buffers")``)."""
-        found = [s for s in self.steps if s.label == label]
-        if not found:
-            raise KeyError(f"no step {label!r}; steps: {', '.join(dict.fromkeys(s.label for s in self.steps))}")
-        return found[-1]
-
-    def __str__(self) -> str:
-        return self.derivation.to_text()
-
-
-@dataclass(frozen=True, repr=False)
-class Explanation(render.ShownSteps):
-    """Every section of one row's (or the totals') derivation; shown as text, LaTeX, Markdown and HTML by
-    ``nbcount.render`` (a heading per section, then its steps)."""
-
-    subject: str
-    sections: tuple[Section, ...]
-
-    def __getitem__(self, key: str) -> Section:
-        for s in self.sections:
-            if s.key == key:
-                return s
-        raise KeyError(f"no section {key!r}; sections: {', '.join(s.key for s in self.sections)}")
-
-    def __contains__(self, key: object) -> bool:
-        return any(s.key == key for s in self.sections)
-
-    @property
-    def steps(self) -> tuple[Step, ...]:
-        """Every step of every section, in order."""
-        return tuple(s for section in self.sections for s in section.steps)
-
-    @property
-    def legend(self) -> tuple[tuple[str, str], ...]:
-        """(symbol, meaning) for every symbol the sections use, each defined once (nbcount.symbols)."""
-        return legend(self.steps)
-
-    @property
-    def blocks(self) -> list[render.Block]:
-        """One block per section, titled by its derivation's subject."""
-        return [(s.derivation.subject, s.steps) for s in self.sections]
 
 
 def derive(report: Report, layer: str | None = None, call: int = 0) -> Explanation:
     """The derivation of one row (dotted path and call index), or of the totals when `layer` is None."""
     if layer is None:
-        from nbcount.explain_totals import totals
-
         return totals(report)
     row = report.row(layer, call)
     index = report.rows.index(row)
@@ -92,28 +34,6 @@ def derive(report: Report, layer: str | None = None, call: int = 0) -> Explanati
         sections.append(rf)
     sections.append(memory_section(row))
     return Explanation(f"Derivation of {row_label(row)}", tuple(sections))
-
-
-def row_label(row: Row) -> str:
-    """``features.0 (Conv2d)``, ``conv1 (Conv2d, call 1)``; the root: ``TinyNet (the whole model)``."""
-    extra = f", call {row.call.call_index}" if row.call.call_index else ""
-    if not row.layer:
-        return f"{row.call.module_type} (the whole model{extra})"
-    return f"{row.layer} ({row.call.module_type}{extra})"
-
-
-def section(key: str, title: str, steps: list[Step] | tuple[Step, ...], value: Any) -> Section:
-    """A Section titled `title` from its steps and the value the table shows."""
-    return Section(key, Derivation(title, tuple(steps)), value)
-
-
-def subtree(report: Report, index: int) -> list[int]:
-    """The row index and every row called inside it."""
-    inside = {index}
-    for k in range(index + 1, len(report.rows)):
-        if report.rows[k].call.parent in inside:
-            inside.add(k)
-    return sorted(inside)
 
 
 def params_section(report: Report, row: Row) -> Section:
@@ -148,11 +68,6 @@ def _composite_steps(row: Row, inside: list[Row], expected: int) -> tuple[Step, 
     except Exception:  # a subclass built differently: the named sum says it instead
         return ()
     return steps if steps and steps[-1].value == expected else ()
-
-
-def relative_name(name: str, prefix: str) -> str:
-    """`name` relative to the layer `prefix` (``mlp.c_fc`` inside ``h.0``); the name itself outside it."""
-    return name[len(prefix) + 1:] if prefix and name.startswith(prefix + ".") else name
 
 
 def shape_section(row: Row) -> Section:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nbcount.derive import Number, Step, given, step, total
-from nbcount.explain import Explanation, Section, relative_name, row_label, section, subtree
+from nbcount.explanation import Explanation, Section, relative_name, row_label, section, subtree
 from nbcount.memory import torchsummary_steps
 from nbcount.rules.params import reuse_note
 

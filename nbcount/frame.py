@@ -31,7 +31,8 @@ def _record(report: Report, row: Row, field: Any, sums: Figures, k: int) -> dict
         "params": sums.params[k], "params_incl": sums.params_incl[k],
         "shared": sum(p.numel for p in call.params_shared) > 0 or call.call_index > 0,
         "buffers": sum(b.numel for b in call.buffers_new),
-        "macs": sums.macs[k], "macs_incl": sums.macs_incl[k], "flops": sums.headline[k], "flops_incl": sums.headline_incl[k],
+        "macs": sums.macs[k], "macs_incl": sums.macs_incl[k],
+        "flops": sums.headline[k], "flops_incl": sums.headline_incl[k],  # renamed by unit in _named_by_unit
         "param_bytes": sum(p.nbytes for p in call.params_new), "buffer_bytes": call.buffer_bytes,
         "output_bytes": row.output_bytes, "rf": field.rf if field else None, "jump": field.jump if field else None,
         "start": field.start if field else None, "uncounted": ", ".join(sorted(set(row.uncounted))),

@@ -331,7 +331,7 @@ class NetCountMagics(Magics):
         return pick_model(namespace, before, value, assigned)
 
     def _count(self, model: nn.Module, args: Any, kwargs: dict[str, Any], name: str) -> Report:
-        from nbcount.count import CountError, count
+        from nbcount.counting import CountError, count
         from nbcount.inputs import InputError
         from nbcount.magic_text import count_error
         from nbcount.progress import progress

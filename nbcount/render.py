@@ -219,7 +219,7 @@ def blocks_html(subject: str, legend: Legend, blocks: Sequence[Block]) -> str:
 class ShownSteps(Shown):
     """Text, LaTeX, Markdown and HTML of anything made of a subject, a legend and blocks of steps.
 
-    ``nbcount.derive.Derivation`` (one untitled block) and ``nbcount.explain.Explanation`` (a titled block per
+    ``nbcount.derive.Derivation`` (one untitled block) and ``nbcount.explanation.Explanation`` (a titled block per
     section) are shown through this class; they hold the data only.
     """
 

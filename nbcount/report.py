@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from nbcount.checkpoint import DerivedBytes
-    from nbcount.explain import Explanation
+    from nbcount.explanation import Explanation
     from nbcount.receptive import FieldMap
     from nbcount.roofline import Roofline
     from nbcount.scaling import ScalingFit

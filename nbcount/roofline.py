@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbcount.conventions import NBCOUNT
 from nbcount.derive import Derivation, Step
-from nbcount.hardware import Hardware, Peak, dtype_key, get_hardware
+from nbcount.machines import Hardware, Peak, dtype_key, get_hardware
 from nbcount.traffic import LayerTraffic, layer_traffic, op_dtype
 from nbcount.types import Term
 

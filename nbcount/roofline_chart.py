@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from matplotlib.figure import Figure
 
 from nbcount import escape
-from nbcount.hardware import seconds, si
+from nbcount.machines import seconds, si
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

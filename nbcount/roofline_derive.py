@@ -9,7 +9,7 @@ from nbcount.derive import Derivation, Step, given, step
 from nbcount.traffic import ASSUMPTION, FLOPS_NOTE, op_dtype
 
 if TYPE_CHECKING:
-    from nbcount.hardware import Hardware, Peak
+    from nbcount.machines import Hardware, Peak
     from nbcount.roofline import LayerRoofline, Roofline
 
 

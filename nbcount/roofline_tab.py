@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nbcount import labels
-from nbcount.hardware import PEAK_KEYS, PRESETS
+from nbcount.machines import PEAK_KEYS, PRESETS
 from nbcount.roofline import roofline
 from nbcount.roofline_derive import derive_layer, derive_rows
 from nbcount.subtotals import repeated_parents

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nbcount import escape
-from nbcount.hardware import seconds, si
+from nbcount.machines import seconds, si
 from nbcount.traffic import ASSUMPTION, FLOPS_NOTE, PEAKS_NOTE
 
 if TYPE_CHECKING:

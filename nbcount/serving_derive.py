@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nbcount.derive import Derivation, Step, given, step
-from nbcount.hardware import seconds, si
+from nbcount.machines import seconds, si
 from nbcount.roofline_derive import number
 from nbcount.traffic import ASSUMPTION, FLOPS_NOTE
 

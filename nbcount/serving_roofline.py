@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbcount.again import count_at
 from nbcount.derive import Derivation, Step, given, step
-from nbcount.hardware import Hardware, dtype_key, get_hardware
+from nbcount.machines import Hardware, dtype_key, get_hardware
 from nbcount.roofline import Roofline, roofline
 from nbcount.serving import AttentionSite, attention_sites, kv_cache_bytes
 from nbcount.serving_derive import Utilisation

@@ -93,7 +93,7 @@ def test_decoder_gets_the_serving_view(capsys: Any) -> None:
 
 
 def test_unknown_hardware_lists_the_presets(capsys: Any) -> None:
-    from nbcount.hardware import PRESETS
+    from nbcount.machines import PRESETS
 
     with pytest.raises(SystemExit) as stop:
         cli.main(["lenet", "--hardware", "B200"])
@@ -106,7 +106,7 @@ def test_unknown_hardware_lists_the_presets(capsys: Any) -> None:
 
 
 def test_help_lists_the_hardware(capsys: Any) -> None:
-    from nbcount.hardware import PRESETS
+    from nbcount.machines import PRESETS
 
     with pytest.raises(SystemExit):
         cli.main(["--help"])

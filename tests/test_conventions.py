@@ -22,7 +22,7 @@ from nbcount.compare import TOTAL, compare, compare_memory, conventions_markdown
 from nbcount.conventions import Convention, get_convention, register
 
 NAMES = ("nbcount", "macs", "torch", "fvcore", "thop", "ptflops", "torchinfo", "torchscan", "calflops", "deepspeed",
-         "paddle", "seed003")
+         "paddle", "macs+bias")
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "conventions.md"
 
 
@@ -80,8 +80,13 @@ def test_paddle_reproduces_seed_002() -> None:
     assert single.total_flops == 7_782_400
 
 
+def test_the_former_name_seed003_still_counts_as_macs_plus_bias() -> None:
+    assert get_convention("seed003") is get_convention("macs+bias")
+    assert get_convention("seed003:strict").name == "macs+bias:strict"
+
+
 def test_seed003_counts_alexnet_conv1_as_the_article() -> None:
-    report = nbcount.count(zoo.alexnet(), (1, 3, 227, 227), convention="seed003")
+    report = nbcount.count(zoo.alexnet(), (1, 3, 227, 227), convention="macs+bias")
     assert report.convention.row_value(report.row("features.0")) == 105_705_600
     assert report.convention.row_value(report.row("features.0")) == (11 * 11 * 3 + 1) * 55 * 55 * 96
     fc = report.row("classifier.1")

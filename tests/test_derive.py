@@ -87,7 +87,7 @@ def test_every_row_has_a_derivation(name: str) -> None:
     check_totals(report)
 
 
-@pytest.mark.parametrize("convention", ["paddle", "seed003", "fvcore", "ptflops:strict", "macs", "torchinfo"])
+@pytest.mark.parametrize("convention", ["paddle", "macs+bias", "fvcore", "ptflops:strict", "macs", "torchinfo"])
 def test_every_convention_derives_the_table(convention: str) -> None:
     """Under a peer's convention (module / per-op formulas, defects) the FLOPs derivation ends with its number."""
     for name in ("lenet", "resnet18", "vit_b_16"):
@@ -170,7 +170,7 @@ def test_seed002_lenet_paddle_flops() -> None:
 
 def test_seed003_alexnet_conv1() -> None:
     """(11·11·3 + 1)·55·55·96 = 105,705,600 FLOPs (the article's convention) and 96·11·11·3 + 96 = 34,944 params."""
-    report = _count("alexnet", convention="seed003")
+    report = _count("alexnet", convention="macs+bias")
     conv1 = report.derive("features.0")
     assert conv1["flops"].steps[-1].value == (11 * 11 * 3 + 1) * 55 * 55 * 96 == 105_705_600
     assert conv1["params"].value == 96 * 11 * 11 * 3 + 96 == 34_944

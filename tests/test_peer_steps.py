@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import nbcount
-from nbcount.conventions import conventions, get_convention
 from nbcount.analysis import analyse
+from nbcount.conventions import conventions, get_convention
 from nbcount.zoo import lenet, mobilenet_v2, unet
 
 

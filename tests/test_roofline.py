@@ -17,7 +17,7 @@ from torch import nn
 
 import nbcount
 from nbcount import zoo
-from nbcount.hardware import PRESETS, Hardware, get_hardware
+from nbcount.machines import PRESETS, Hardware, get_hardware
 from nbcount.roofline import roofline_view
 from nbcount.serving import attention_sites
 from nbcount.zoo.llama import LlamaConfig, RMSNorm, llama

@@ -162,7 +162,7 @@ def test_every_derivation_fills_and_defines_its_symbols(name: str, size: tuple[i
 def test_the_walk_catches_half_substituted_and_mangled_steps() -> None:
     """The check above fails on the defects it is for (so it cannot pass vacuously)."""
     from nbcount.derive import Derivation, Step, total
-    from nbcount.explain import Explanation, Section
+    from nbcount.explanation import Explanation, Section
 
     half = Step("MACs", "MACs_q_kᵀ + b", (("MACs_q_k", 1), ("b", 2)), 3)
     mangled = Step("total", "x0_0 + model_s_own", (("x0_0", 1), ("model_s_own", 2)), 3)

@@ -1,9 +1,9 @@
-"""`paddle` (paddle.flops, seed 002) and `seed003` (the AlexNet article's formula).
+"""`paddle` (paddle.flops, seed 002) and `macs+bias` (the AlexNet article's formula, seed 003).
 
 `paddle` mirrors python/paddle/hapi/dynamic_flops.py ``register_hooks`` (count_convNd, count_bn,
 count_linear, count_leaky_relu, count_avgpool, count_adap_avgpool, count_zero_ops) applied to the
 PyTorch layer that corresponds to each Paddle layer (Conv2d for Conv2D, ...), leaf layers only, exact
-type. `seed003` counts a conv as (K·K·C_in + 1)·H·W·C_out and a fully connected layer as
+type. `macs+bias` counts a conv as (K·K·C_in + 1)·H·W·C_out and a fully connected layer as
 (N_in + 1)·N_out: every multiply-add plus one addition for the bias, nothing else.
 """
 
@@ -106,16 +106,16 @@ PADDLE = register(Convention(
 
 def seed_conv(row: Row) -> Cost:
     """(K·K·C_in/g + 1)·H·W·C_out·N: each output a K·K·C_in dot product plus one bias addition."""
-    return conv(row, "FLOPs (seed003)")
+    return conv(row, "FLOPs (macs+bias)")
 
 
 def seed_linear(row: Row) -> Cost:
     """(N_in + 1)·N_out per output row."""
-    return _linear(row, "FLOPs (seed003)", bias=True)
+    return _linear(row, "FLOPs (macs+bias)", bias=True)
 
 
 SEED003 = register(Convention(
-    name="seed003",
+    name="macs+bias",
     description="The AlexNet article (seed 003): conv (K·K·C_in + 1)·H·W·C_out, fully connected (N_in + 1)·N_out, "
                 "nothing else.",
     source="seeds/003_618e9139234802d3.txt (AlexNet: receptive field, FLOPs, model size)",

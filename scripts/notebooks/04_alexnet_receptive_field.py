@@ -88,10 +88,10 @@ assert conv1.macs == 11 * 11 * 3 * outputs
 assert conv1.macs + outputs == 105_705_600
 
 # %% [markdown]
-# The post's convention (bias counted as one more multiply per output) is available as `seed003`:
+# The post's convention (bias counted as one more multiply per output) is available as `macs+bias`:
 
 # %%
-post = report.recount("seed003")
+post = report.recount("macs+bias")
 assert post.convention.row_value(post.row("features.0")) == 105_705_600
 
 # %% [markdown]
