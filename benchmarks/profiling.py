@@ -16,7 +16,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("nbcount receptive field", ("nbcount/receptive.py", "nbcount/rules/receptive.py")),
     ("nbcount rules, report, memory", ("nbcount/rules/", "nbcount/counting.py", "nbcount/report.py",
                                        "nbcount/memory.py", "nbcount/derive.py", "nbcount/types.py",
-                                       "nbcount/frame.py", "nbcount/conventions.py", "nbcount/peers/")),
+                                       "nbcount/frame.py", "nbcount/convention.py", "nbcount/peers/")),
     ("nbcount display (widget, charts)", ("nbcount/display.py", "nbcount/charts.py", "nbcount/export.py",
                                           "nbcount/widget", "nbcount/table.py", "nbcount/formats.py",
                                           "nbcount/subtotals.py", "nbcount/tabs.py", "nbcount/labels.py",

@@ -392,7 +392,7 @@ def _values(results: dict[str, Any]) -> list[str]:
         rows.append(cells)
     header = ["case", "nbcount", "nbcount MACs", *tools[1:]] if "nbcount" in tools else ["case", *tools]
     return ["## What each tool reported (its own headline number and unit)", "",
-            "Each tool counts under its own convention (see `nbcount.conventions`): listed to show that every tool "
+            "Each tool counts under its own convention (see `nbcount.conventions()`): listed to show that every tool "
             "counted the same model, not to be compared digit by digit.", "", *_table(header, rows)]
 
 

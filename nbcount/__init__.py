@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nbcount import peers, views  # noqa: F401  (registers the peer conventions; binds the Report's views)
-from nbcount.conventions import Convention, conventions
+from nbcount.convention import Convention, conventions
 from nbcount.counting import CountError, count
 from nbcount.derive import Derivation, Step
 from nbcount.extension import load_ipython_extension

@@ -10,7 +10,7 @@ import torch
 
 import nbcount
 from nbcount import formats, zoo
-from nbcount.conventions import conventions
+from nbcount.convention import conventions
 from nbcount.labels import parse_layer, row_label
 from nbcount.machines import PEAK_KEYS, PRESETS, get_hardware, si
 from nbcount.table import layer_table

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from nbcount.conventions import Convention
+from nbcount.convention import Convention
 from nbcount.memory import memory_figures
 from nbcount.receptive import FieldMap, receptive_fields
 from nbcount.report import Report

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from nbcount.conventions import Convention, get_convention
+from nbcount.convention import Convention, get_convention
 from nbcount.escape import table_cell as cell
 from nbcount.peers import KIND_TITLES, KINDS, memory, row_kinds
 
@@ -193,7 +193,7 @@ def rules_table(conventions: Iterable[str | Convention] | None = None) -> pd.Dat
 
 
 def _all_names() -> list[str]:
-    from nbcount.conventions import conventions
+    from nbcount.convention import conventions
 
     return list(conventions())
 

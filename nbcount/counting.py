@@ -13,7 +13,7 @@ from torch import nn
 from nbcount import capture, errors, lazy
 from nbcount import execution as executions
 from nbcount.analysis import analyse
-from nbcount.conventions import Convention, get_convention
+from nbcount.convention import Convention, get_convention
 from nbcount.inputs import (
     InputError,
     InputSize,

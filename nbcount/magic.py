@@ -268,7 +268,7 @@ class NetCountMagics(Magics):
 
     # steps --------------------------------------------------------------------------------------
     def _check_options(self, args: Any) -> tuple[dict[str, Any], Any]:
-        from nbcount.conventions import conventions
+        from nbcount.convention import conventions
 
         check_inputs(args)
         known = list(conventions())

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbcount import labels
 from nbcount.compare import Line, Reason, comparison
-from nbcount.conventions import get_convention
+from nbcount.convention import get_convention
 from nbcount.subtotals import repeated_parents
 from nbcount.widget_data import ints
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from nbcount.conventions import Convention, get_convention
+from nbcount.convention import Convention, get_convention
 from nbcount.derive import Step
 from nbcount.types import Diagnostic, LayerCall, Term, Trace
 

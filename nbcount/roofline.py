@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from nbcount.conventions import NBCOUNT
+from nbcount.convention import NBCOUNT
 from nbcount.derive import Derivation, Step
 from nbcount.machines import Hardware, Peak, dtype_key, get_hardware
 from nbcount.traffic import LayerTraffic, layer_traffic, op_dtype

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nbcount.conventions import Convention, get_convention
+from nbcount.convention import Convention, get_convention
 from nbcount.derive import Step, given
 from nbcount.report import Report, Row
 from nbcount.rules import find_module_rule, in_mro

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from nbcount.conventions import Convention, conventions, get_convention
+from nbcount.convention import Convention, conventions, get_convention
 from nbcount.derive import Derivation, Step, given, step
 from nbcount.report import tally_uncounted
 from nbcount.training import BackwardEvent, TrainingTrace, loss_call, with_ops

@@ -11,7 +11,7 @@ import pytest
 
 from nbcount import __main__ as cli
 from nbcount import zoo
-from nbcount.conventions import conventions
+from nbcount.convention import conventions
 
 
 def run(capsys: Any, *argv: str) -> tuple[int, str, str]:

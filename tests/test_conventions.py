@@ -19,7 +19,7 @@ from torch import nn
 import nbcount
 from nbcount import zoo
 from nbcount.compare import TOTAL, compare, compare_memory, conventions_markdown, rules_table
-from nbcount.conventions import Convention, get_convention, register
+from nbcount.convention import Convention, get_convention, register
 
 NAMES = ("nbcount", "macs", "torch", "fvcore", "thop", "ptflops", "torchinfo", "torchscan", "calflops", "deepspeed",
          "paddle", "macs+bias")

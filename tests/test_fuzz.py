@@ -12,12 +12,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import oracles  # noqa: E402  (tests/ is on sys.path under pytest)
 import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from nbcount import count
 
@@ -42,9 +42,7 @@ def real_shape(model: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def torch_flops(model: nn.Module, shape: tuple[int, ...]) -> int:
     """torch.utils.flop_counter's total for one real forward pass."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(shape))
-    return int(counter.get_total_flops())
+    return oracles.torch_flops(model, torch.zeros(shape))
 
 
 def check_against_oracles(model: nn.Module, shape: tuple[int, ...], macs: int) -> None:

@@ -7,34 +7,24 @@ from typing import Any
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 import nbcount
 
 transformers = pytest.importorskip("transformers")
 
 import corpus  # noqa: E402  (tests/ is on sys.path under pytest)
+import oracles  # noqa: E402  (tests/ is on sys.path under pytest)
 
 NAMES = ["bert", "t5", "vit", "convnext", "swin"]
-
-
-def _call(model: torch.nn.Module, inputs: Any) -> None:
-    if isinstance(inputs, dict):
-        model(**inputs)
-    else:
-        model(inputs)
 
 
 def eager_macs(model: torch.nn.Module, inputs: Any) -> int:
     if hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation("eager")
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        _call(model, inputs)
-    return counter.get_total_flops() // 2
+    return oracles.torch_macs(model, inputs)
 
 
-def unique_numel(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+unique_numel = oracles.unique_params
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@ rules only for the library's own forward, invalid calls refused as a real forwar
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Callable
 
 import corpus  # noqa: E402  (tests/ is on sys.path under pytest)
+import oracles  # noqa: E402  (tests/ is on sys.path under pytest)
 import pytest
 import torch
 import torch.nn.functional as F
@@ -21,10 +21,7 @@ from nbcount.types import OpEvent, TensorMeta
 
 def meta_flop_counter_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
     """FlopCounterMode on a meta copy: its mm / bmm / conv formulas, no arithmetic run."""
-    meta = copy.deepcopy(model).to("meta")
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        meta(*(x.to("meta") for x in inputs))
-    return counter.get_total_flops() // 2
+    return oracles.torch_macs(model, inputs, meta=True)
 
 
 class Fn(nn.Module):

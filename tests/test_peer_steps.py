@@ -10,7 +10,7 @@ from torch import nn
 
 import nbcount
 from nbcount.analysis import analyse
-from nbcount.conventions import conventions, get_convention
+from nbcount.convention import conventions, get_convention
 from nbcount.zoo import lenet, mobilenet_v2, unet
 
 

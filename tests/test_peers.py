@@ -22,7 +22,7 @@ from torch import nn
 import nbcount
 from nbcount import zoo
 from nbcount.compare import compare_memory
-from nbcount.conventions import get_convention
+from nbcount.convention import get_convention
 from nbcount.peers import memory
 from nbcount.report import Report
 

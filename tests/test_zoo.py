@@ -6,10 +6,10 @@ import dataclasses
 from collections.abc import Callable
 from typing import TypeVar
 
+import oracles  # noqa: E402  (tests/ is on sys.path under pytest)
 import pytest
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from nbcount import zoo
 from nbcount.zoo.llama import Attention
@@ -30,9 +30,7 @@ def on_meta(fn: Callable[[], M]) -> M:
 
 
 def flops(model: nn.Module, x: torch.Tensor) -> int:
-    with FlopCounterMode(display=False) as counter:
-        model(x)
-    return int(counter.get_total_flops())
+    return oracles.torch_flops(model, x, grad=torch.is_grad_enabled())
 
 
 def conv_params(c_in: int, c_out: int, k: int, bias: bool = True) -> int:

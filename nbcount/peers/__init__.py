@@ -1,7 +1,7 @@
 """Peer conventions: how torch, fvcore, thop, ptflops, torchinfo, torchscan, calflops, DeepSpeed and Paddle count.
 
 One module per peer, each citing the peer source file and functions it mirrors; importing this package
-registers them (nbcount.conventions does so on import). The layer kinds the peers' rules are written for
+registers them (nbcount.convention does so on import). The layer kinds the peers' rules are written for
 (``KINDS``, their titles, a row's kinds) are shared with ``nbcount.compare``.
 """
 

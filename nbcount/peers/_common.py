@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from nbcount.conventions import Cost, last
+from nbcount.convention import Cost, last
 from nbcount.derive import step, total
 from nbcount.rules import args, attention, elementwise, in_mro, norm, pool, qualname, resample
 from nbcount.rules.classify import facet

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from nbcount.conventions import Convention, Cost, Defect, register
+from nbcount.convention import Convention, Cost, Defect, register
 from nbcount.peers._common import (
     ADAPTIVE_OPS,
     AVG_POOL_OPS,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from nbcount.conventions import Convention, Cost, Defect, register
+from nbcount.convention import Convention, Cost, Defect, register
 from nbcount.peers._common import FLOP2, SDPA_OPS, conv_count, matmul_count, mha_count, minus, sdpa_count
 from nbcount.rules import conv
 from nbcount.rules.table import names

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nbcount.conventions import Convention, Cost, Defect, register
+from nbcount.convention import Convention, Cost, Defect, register
 from nbcount.peers._common import (
     BATCH_NORM_OPS,
     MAC,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from nbcount.conventions import Convention, Cost, Defect, register
+from nbcount.convention import Convention, Cost, Defect, register
 from nbcount.peers._common import (
     ADAPTIVE_OPS,
     AVG_POOL_OPS,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from nbcount.conventions import Convention, Cost, Defect, register
+from nbcount.convention import Convention, Cost, Defect, register
 from nbcount.derive import step
 from nbcount.peers._common import (
     MAC,

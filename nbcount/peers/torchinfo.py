@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from nbcount.conventions import Convention, Cost, Defect, register
+from nbcount.convention import Convention, Cost, Defect, register
 from nbcount.derive import step
 from nbcount.peers._common import MAC_BIAS, formula, module_params, nothing, weighted, y
 from nbcount.rules import qualname
