@@ -83,7 +83,7 @@ assert sum(paddle_flops(r) for r in report.rows) == 347_560
 # %%
 print(f"paddle.flops:       {347_560:>9,}")
 print(f"nbcount MACs:       {report.total_macs:>9,}")
-print(f"nbcount {report.convention.unit}:      {report.total_flops:>9,}  ({report.convention.name} convention)")
+print(f"nbcount {report.headline.unit}:      {report.headline.value:>9,}  ({report.headline.convention} convention)")
 print("breakdown:", report.breakdown)
 
 # %% [markdown]

@@ -60,7 +60,7 @@ def headline(report):
     rows = []
     for name, description in nbcount.conventions().items():
         other = report.recount(name)
-        rows.append({"convention": name, "unit": other.convention.unit, "total": other.total_flops,
+        rows.append({"convention": name, "unit": other.headline.unit, "total": other.headline.value,
                      "what it counts": description})
     return pd.DataFrame(rows).set_index("convention")
 

@@ -78,8 +78,7 @@ conv1 = report.row("conv1")
 assert conv1.params == 8 * 3 * 3 * 3 + 8
 assert conv1.macs == 3 * 3 * 3 * (8 * 32 * 32)
 assert report.total_params == sum(p.numel() for p in model.parameters())
-print(f"{report.total_params:,} parameters, {report.total_macs:,} MACs, "
-      f"{report.total_flops:,} {report.convention.unit} ({report.convention.name} convention)")
+print(f"{report.total_params:,} parameters, {report.total_macs:,} MACs, {report.headline}")
 
 # %% [markdown]
 # ## 2. Count a model you already have
