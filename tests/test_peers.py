@@ -271,10 +271,10 @@ def test_total_is_the_peers_rule_plus_its_named_defects(name: str, peer: str) ->
         for defect, delta in rule.defect_deltas(row).items():
             defects[defect] += delta
     assert {d for d, v in defects.items() if v} == DEFECTS.get((name, peer), set())
-    assert report.recount(peer).total_flops + sum(defects.values()) == total
-    assert report.recount(get_convention(peer, strict=True)).total_flops == total
+    assert report.recount(peer).headline.value + sum(defects.values()) == total
+    assert report.recount(get_convention(peer, strict=True)).headline.value == total
     if not DEFECTS.get((name, peer)):
-        assert report.recount(peer).total_flops == total
+        assert report.recount(peer).headline.value == total
 
 
 @pytest.mark.parametrize("peer", list(RUNNERS))
@@ -335,7 +335,7 @@ def test_single_layer_strict_totals(case: str, peer: str) -> None:
     x = torch.randn(size)
     report = nbcount.count(model, size)
     total, _ = RUNNERS[peer](model, x)
-    assert report.recount(get_convention(peer, strict=True)).total_flops == int(total)
+    assert report.recount(get_convention(peer, strict=True)).headline.value == int(total)
 
 
 # memory figures --------------------------------------------------------------------------------------------
