@@ -77,13 +77,18 @@ def param_steps(call: LayerCall) -> tuple[Step, ...]:
 def build_row(call: LayerCall) -> Row:
     """One table row: the call's costs, their breakdown by term, its parameter steps and uncounted ops."""
     costs, uncounted = op_costs(call)
-    breakdown: dict[str, int] = {}
+    return Row(call, tuple(costs), breakdown(costs), param_steps(call), tuple(uncounted))
+
+
+def breakdown(costs: Sequence[tuple[str, Sequence[Step]]]) -> dict[str, int]:
+    """Operations per term (MAC, add, ...) summed over the steps of a row's costs that carry a term."""
+    out: dict[str, int] = {}
     for _, steps in costs:
         for s in steps:
             if s.term:
                 term = str(s.term.value if isinstance(s.term, Term) else s.term)
-                breakdown[term] = breakdown.get(term, 0) + int(s.value)
-    return Row(call, tuple(costs), breakdown, param_steps(call), tuple(uncounted))
+                out[term] = out.get(term, 0) + int(s.value)
+    return out
 
 
 def used_param_names(rows: Sequence[Row]) -> set[str]:

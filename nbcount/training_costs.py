@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from nbcount.convention import Convention, conventions, get_convention
 from nbcount.derive import Derivation, Step, given, step
 from nbcount.report import tally_uncounted
+from nbcount.rows import breakdown as breakdown_of
+from nbcount.rows import op_costs
 from nbcount.training import BackwardEvent, TrainingTrace, loss_call, with_ops
 from nbcount.types import LayerCall, Part, Term
 
@@ -24,16 +26,6 @@ if TYPE_CHECKING:
 
 Costs = tuple[tuple[str, tuple[Step, ...]], ...]
 _ATTENTION_OPS = ("aten.bmm", "aten.baddbmm", "scaled_dot_product", "_native_multi_head_attention")
-
-
-def _breakdown(costs: Costs) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for _, steps in costs:
-        for s in steps:
-            if s.term:
-                term = str(s.term.value if isinstance(s.term, Term) else s.term)
-                out[term] = out.get(term, 0) + int(s.value)
-    return out
 
 
 # How a peer turns a forward count into a training step's (the convention's name before ":strict"):
@@ -81,8 +73,8 @@ class BackwardRow:
     @property
     def breakdown(self) -> dict[str, int]:
         """Backward operations per term, both gradients together."""
-        out = _breakdown(self.input_costs)
-        for term, n in _breakdown(self.weight_costs).items():
+        out = breakdown_of(self.input_costs)
+        for term, n in breakdown_of(self.weight_costs).items():
             out[term] = out.get(term, 0) + n
         return out
 
@@ -105,7 +97,6 @@ def _split(costs: list[tuple[str, tuple[Step, ...]]], part: str) -> tuple[Costs,
 
 def backward_row(call: LayerCall, events: list[BackwardEvent], saved_bytes: int) -> BackwardRow:
     """Count one call's backward ops with the op rules and file each step under ∂input or ∂weight."""
-    from nbcount.rows import op_costs
 
     inputs: Costs = ()
     weights: Costs = ()
