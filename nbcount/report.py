@@ -121,7 +121,8 @@ class Report:
         found = self.counted() if self.counted is not None else None
         if found is None:
             raise LookupError("this report no longer reaches the model it counted (it was deleted, or the report "
-                              "was unpickled): pass the model, e.g. r.scaling(model) or r.serving_roofline(model)")
+                              "was unpickled): pass the model, e.g. r.scaling(model) or r.serving_roofline(model) — or keep it "
+                              "in a variable (model = ...; nbcount.count(model, ...))")
         return found
 
     def __getstate__(self) -> dict[str, Any]:
@@ -270,18 +271,20 @@ class Report:
         """Each layer on `hardware`'s roofline: FLOPs, bytes moved, compute- or memory-bound, time."""
         return _view("roofline")(self, hardware, dtype)  # type: ignore[no-any-return]
 
-    def scaling(self, sizes: Any = None, axis: Any = None, convention: str | None = None,
-                model: nn.Module | None = None) -> ScalingFit:
-        """Count the model again at several sizes of one input axis, as this report counted it, and fit the exact
-        polynomial of the count in the size (nbcount.scaling). `model`: the counted model by default."""
+    def scaling(self, model: nn.Module | None = None, sizes: Any = None, axis: Any = None,
+                convention: str | None = None) -> ScalingFit:
+        """Count `model` again at several sizes of one input axis, as this report counted it, and fit the exact
+        polynomial of the count in the size (nbcount.scaling). `model`: by default the counted one while it
+        lives (a report holds it weakly)."""
         return _view("scaling")(self, sizes, axis, convention, model)  # type: ignore[no-any-return]
 
-    def serving_roofline(self, hardware: Any = ("A100-SXM-80GB", "H100-SXM", "H200", "L4"),
+    def serving_roofline(self, model: nn.Module | None = None,
+                         hardware: Any = ("A100-SXM-80GB", "H100-SXM", "H200", "L4"),
                          prompt_len: int | None = None, context_len: int | None = None, batch: int | None = None,
-                         kv_dtype: Any = None, n_kv_heads: int | None = None,
-                         model: nn.Module | None = None) -> ServingRoofline:
+                         kv_dtype: Any = None, n_kv_heads: int | None = None) -> ServingRoofline:
         """A decoder's prefill and one decode step (KV-cache read included) per hardware: bound, time, tokens/s
-        (the model — the counted one by default — is counted again at the prompt's and one token's length)."""
+        (`model` — by default the counted one while it lives — is counted again at the prompt's and one
+        token's length)."""
         return _view("serving_roofline")(self, hardware, prompt_len, context_len,  # type: ignore[no-any-return]
                                          batch, kv_dtype, n_kv_heads, model)
 

@@ -137,6 +137,10 @@ def serving_payload(report: Report, hardware: str) -> dict[str, Any] | None:
 
     if decoder_problem(report) is not None:
         return None
+    if report.counted is None or report.counted() is None:
+        return {"error": "prefill vs decode counts the model again at the prompt's and one token's length, and this "
+                         "report no longer reaches it (a report holds its model weakly): keep the model in a "
+                         "variable (model = …; nbcount.count(model, …)) or call r.serving_roofline(model)"}
     serving, why_not = serving_if_decoder(report, [hardware])
     if serving is None:
         return {"error": why_not}

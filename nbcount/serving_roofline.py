@@ -285,6 +285,6 @@ def serving_if_decoder(report: Report, hardware: str | Hardware | Sequence[str |
     if problem is not None:
         return None, problem
     try:
-        return serving_roofline(report, hardware, **options), ""
+        return serving_roofline(report, hardware=hardware, **options), ""
     except Exception as error:  # a view must not fail for a model the serving view does not fit
         return None, f"{type(error).__name__}: {error}"

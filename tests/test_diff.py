@@ -139,8 +139,9 @@ def test_self_attention_scales_quadratically_through_every_input(batch_first: bo
     """MHA(E=64, H=4) on q = k = v: MACs = N·(4·E²·L + 2·E·L²) by the fused path and the math path alike."""
     n, e, length = 2, 64, 10
     x = torch.randn(n, length, e) if batch_first else torch.randn(length, n, e)
-    report = nbcount.count(nn.MultiheadAttention(e, 4, batch_first=batch_first), inputs=(x, x, x))
-    for fit in (report.scaling(convention="macs"), report.scaling(axis="L", convention="macs")):
+    mha = nn.MultiheadAttention(e, 4, batch_first=batch_first)
+    report = nbcount.count(mha, inputs=(x, x, x))
+    for fit in (report.scaling(mha, convention="macs"), report.scaling(axis="L", convention="macs")):
         assert fit.coefficients == (0, n * 4 * e * e, n * 2 * e) and fit.variable == "L"
         assert "inputs 0, 1, 2" in fit.description
         assert str(fit).startswith(f"MACs(L) = {n * 2 * e:,}·L² + {n * 4 * e * e:,}·L")
@@ -148,8 +149,9 @@ def test_self_attention_scales_quadratically_through_every_input(batch_first: bo
 
 def test_scaling_axis_by_name_and_a_clear_error() -> None:
     """axis="N" fits the batch (linear), "R" the resolution; a name the input lacks is refused with its axes."""
-    report = nbcount.count(nn.Conv2d(3, 8, 3, padding=1), (1, 3, 8, 8))
-    batch = report.scaling(axis="N", sizes=[1, 2, 3, 4], convention="macs")
+    conv = nn.Conv2d(3, 8, 3, padding=1)
+    report = nbcount.count(conv, (1, 3, 8, 8))
+    batch = report.scaling(conv, axis="N", sizes=[1, 2, 3, 4], convention="macs")
     assert batch.coefficients == (0, 8 * 3 * 9 * 8 * 8)  # C_out·C_in·K²·H·W per sample
     assert report.scaling(axis="R", sizes=[4, 8, 12, 16], convention="macs").coefficients == (0, 0, 8 * 3 * 9)
     with pytest.raises(ValueError, match="axes are N, C, H, W"):

@@ -74,3 +74,29 @@ def test_counting_again_uses_the_counted_model_while_it_lives() -> None:
     report = nbcount.count(model, (2, 8))
     fit = report.scaling(sizes=[1, 2, 3, 4], axis="N", convention="macs")
     assert fit.coefficients == (0, 64)  # 8·8 MACs per row; the bias add is no MAC
+
+
+def test_the_first_count_of_a_process_lets_the_model_go_at_once() -> None:
+    """In a fresh process with the garbage collector off, the model is freed as soon as the user drops it, on
+    every path: nothing of the count (the stand-in's copy memo, or torch's first FakeTensorMode, whose imports
+    pin the frames below them for good) keeps it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import gc, weakref, torch
+        from torch import nn
+        import nbcount
+        gc.disable()
+        freed = []
+        for kwargs in (dict(), dict(execution="real"), dict(training=True), dict(mode="same")):
+            model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+            alive = weakref.ref(model)
+            report = nbcount.count(model, (2, 8), **kwargs)
+            del model
+            freed.append(alive() is None and report.total_params == 8 * 8 + 8 + 8 * 2 + 2)
+        print(freed)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip() == "[True, True, True, True]", out.stderr[-2000:]

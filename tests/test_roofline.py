@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 
 import matplotlib
 import pytest
@@ -68,8 +69,9 @@ def test_linear_8192_tokens_is_compute_bound_at_intensity_1638() -> None:
 
 
 @pytest.fixture(scope="module")
-def llama_7b_decode() -> nbcount.Report:
-    return nbcount.count(_meta(lambda: zoo.llama_7b().to(torch.bfloat16)), (1, 1), dtype=torch.long)
+def llama_7b_decode() -> Iterator[nbcount.Report]:
+    model = _meta(lambda: zoo.llama_7b().to(torch.bfloat16))  # held while the module's tests run: the serving
+    yield nbcount.count(model, (1, 1), dtype=torch.long)       # view counts it again (a report holds it weakly)
 
 
 def test_llama_7b_decode_step_is_memory_bound(llama_7b_decode: nbcount.Report) -> None:
@@ -90,7 +92,7 @@ def test_llama_7b_decode_step_is_memory_bound(llama_7b_decode: nbcount.Report) -
 
 def test_llama_7b_serving_view_prefill_vs_decode(llama_7b_decode: nbcount.Report) -> None:
     cfg, context = LlamaConfig(), 4096
-    view = llama_7b_decode.serving_roofline("H100-SXM", prompt_len=512, context_len=context)
+    view = llama_7b_decode.serving_roofline(hardware="H100-SXM", prompt_len=512, context_len=context)
     decode, prefill = view.phase("decode"), view.phase("prefill")
     kv = 2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * context * BF16
     assert kv == 2 * 2**30
@@ -110,7 +112,7 @@ def test_llama_7b_serving_view_prefill_vs_decode(llama_7b_decode: nbcount.Report
 
 
 def test_mfu_and_mbu_of_a_measured_decode_step(llama_7b_decode: nbcount.Report) -> None:
-    view = llama_7b_decode.serving_roofline(["H100-SXM", "A100-SXM-80GB"], context_len=1024)
+    view = llama_7b_decode.serving_roofline(hardware=["H100-SXM", "A100-SXM-80GB"], context_len=1024)
     phase, measured = view.phase("decode", "H100-SXM"), 0.010
     used = view.utilisation(measured, "decode", "H100")
     assert used.mbu == pytest.approx(phase.fused_bytes / (measured * H100_BW))
@@ -123,7 +125,8 @@ def test_mfu_and_mbu_of_a_measured_decode_step(llama_7b_decode: nbcount.Report) 
 
 
 def test_serving_view_refuses_a_model_without_attention() -> None:
-    report = nbcount.count(nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 10)), (1, 3), dtype=torch.long)
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 10))
+    report = nbcount.count(model, (1, 3), dtype=torch.long)
     with pytest.raises(ValueError, match="no attention"):
         report.serving_roofline()
     image = nbcount.count(nn.Conv2d(3, 4, 3), (1, 3, 8, 8))
@@ -133,9 +136,10 @@ def test_serving_view_refuses_a_model_without_attention() -> None:
 
 def test_bf16_math_path_attention_is_found() -> None:
     cfg = LlamaConfig(dim=64, n_layers=2, n_heads=4, n_kv_heads=4, ffn_dim=96, vocab_size=32, max_seq_len=16)
-    report = nbcount.count(_meta(lambda: llama(cfg).to(torch.bfloat16)), (1, 4), dtype=torch.long)
+    model = _meta(lambda: llama(cfg).to(torch.bfloat16))
+    report = nbcount.count(model, (1, 4), dtype=torch.long)
     assert [(s.heads, s.head_dim) for s in attention_sites(report)] == [(4, 16)] * 2
-    decode = report.serving_roofline("H100-SXM", context_len=100).phase("decode")
+    decode = report.serving_roofline(model, hardware="H100-SXM", context_len=100).phase("decode")
     assert decode.cache is not None and decode.cache.read.value == 2 * 2 * 4 * 16 * 100 * BF16
 
 
@@ -368,8 +372,8 @@ def test_transformers_llama_serving_needs_the_kv_heads_when_the_trace_hides_them
     sites = attention_sites(report)
     if any(not s.k_width for s in sites):  # the width is not always found: then it is asked for, never zero
         with pytest.raises(ValueError, match="n_kv_heads="):
-            report.serving_roofline("H100-SXM", context_len=100)
-    decode = report.serving_roofline("H100-SXM", context_len=100, n_kv_heads=2).phase("decode")
+            report.serving_roofline(hardware="H100-SXM", context_len=100)
+    decode = report.serving_roofline(hardware="H100-SXM", context_len=100, n_kv_heads=2).phase("decode")
     layers, kv_heads, head_dim, context = 2, 2, 64 // 4, 100
     assert decode.cache is not None and decode.cache.read.value == 2 * layers * kv_heads * head_dim * context * BF16
     assert decode.bound == "memory"

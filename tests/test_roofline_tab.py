@@ -24,9 +24,12 @@ def lenet() -> nbcount.Report:
     return nbcount.count(zoo.lenet(), (1, 1, 28, 28))
 
 
+LLAMA = zoo.llama_tiny()  # held: the serving view counts it again (a report holds its model weakly)
+
+
 @pytest.fixture(scope="module")
 def tiny_llama() -> nbcount.Report:
-    return nbcount.count(zoo.llama_tiny(), (1, 16), dtype=torch.long)
+    return nbcount.count(LLAMA, (1, 16), dtype=torch.long)
 
 
 def test_lenet_rows_by_hand(lenet: nbcount.Report) -> None:
@@ -66,6 +69,13 @@ def test_a_decoder_gets_prefill_and_one_decode_step(tiny_llama: nbcount.Report) 
     assert (prefill["phase"], prefill["tokens"], decode["phase"], decode["tokens"]) == ("prefill", 16, "decode", 1)
     assert decode["bound"] == "memory" and decode["tokens_per_s_max"] == pytest.approx(1 / decode["best_time_s"])
     assert decode["derivation"]["title"] == "decode on L4"
+
+
+def test_without_the_model_the_tab_says_how_to_get_the_serving_view() -> None:
+    report = nbcount.count(zoo.llama_tiny(), (1, 16), dtype=torch.long)  # the model is dropped at once
+    serving = roofline_payload(report, "L4")["serving"]
+    assert "keep the model in a variable" in serving["error"] and "serving_roofline(model)" in serving["error"]
+    assert roofline_payload(report, "L4")["rows"]  # the rest of the tab reads the report alone
 
 
 def test_hardware_and_dtype_come_from_the_front_end(lenet: nbcount.Report, monkeypatch: Any) -> None:

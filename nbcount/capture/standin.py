@@ -72,6 +72,15 @@ class StandIn:
         finally:
             self.copier.keep_values = False
 
+    def release(self) -> None:
+        """Forget the originals the copy memo keeps alive (the user's model among them) once the run is over:
+        the StandIn and its copier refer to each other, so without this the model would live until the next
+        garbage collection rather than until the user lets it go."""
+        if self.copier is not None:
+            self.copier.memo.clear()
+            self.copier.keep.clear()
+            self.copier = None
+
     def notes(self) -> tuple[str, ...]:
         """Sentences for the diagnostics: what ran live, what was shared, which hooks were left out."""
         found = []

@@ -80,7 +80,7 @@ assert decode.total_time_s >= weights_read / 3.35e12
 # tokens/s column is an upper bound: the fused bytes at full bandwidth, or all arithmetic at peak.
 
 # %%
-serving = step.serving_roofline(["A100-SXM-80GB", "H100-SXM", "H200", "L4"], prompt_len=512, context_len=4096)
+serving = step.serving_roofline(llama, hardware=["A100-SXM-80GB", "H100-SXM", "H200", "L4"], prompt_len=512, context_len=4096)
 serving
 
 # %%

@@ -152,7 +152,7 @@ assert kv70 == 2 * 80 * 8 * 128 * 4096 * 2
 
 # %%
 forward = nbcount.count(gpt2, (1, 1024), dtype=torch.long, convention="macs")
-fit = forward.scaling()
+fit = forward.scaling(gpt2)  # counts gpt2 again at six lengths
 assert fit(300) == nbcount.count(gpt2, (1, 300), dtype=torch.long, convention="macs").total_macs
 print(fit.formula, f"· the L² term wins from L = {fit.crossover():,}")
 fit.chart(upto=8192)
