@@ -121,8 +121,8 @@ class Report:
         found = self.counted() if self.counted is not None else None
         if found is None:
             raise LookupError("this report no longer reaches the model it counted (it was deleted, or the report "
-                              "was unpickled): pass the model, e.g. r.scaling(model) or r.serving_roofline(model) — or keep it "
-                              "in a variable (model = ...; nbcount.count(model, ...))")
+                              "was unpickled): pass the model, e.g. r.scaling(model) or r.serving_roofline(model) "
+                              "— or keep it in a variable (model = ...; nbcount.count(model, ...))")
         return found
 
     def __getstate__(self) -> dict[str, Any]:
