@@ -15,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import dis
 import os
-import threading
 from typing import Any
 
 import torch
 from torch import nn
 
+from nbcount.capture.fake_mode import load_fake_mode
 from nbcount.errors import quiet_fake_logs
 
 _MHA = torch.ops.aten._native_multi_head_attention.default  # nn.MultiheadAttention's fused path
@@ -263,30 +263,6 @@ def _table_rules(func: Any) -> tuple[Any, Any]:
     return facet(name, "check"), facet(name, "stand_in")
 
 
-_LOADED = threading.Event()
-
-
-def _load_fake_mode() -> None:
-    """Construct torch's first FakeTensorMode on a helper thread, once.
-
-    The first one imports ~800 modules (torch._dynamo), and ``torch.fx.wrap`` keeps the frame that imports some
-    of them, with every frame below it, alive for good. On the caller's stack that would pin count()'s frames,
-    and the user's model with them, for the life of the process; on a fresh thread it pins only that thread's.
-    """
-    if _LOADED.is_set():
-        return
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
-    def load() -> None:
-        try:
-            FakeTensorMode(allow_non_fake_inputs=True)
-        finally:
-            _LOADED.set()
-    helper = threading.Thread(target=load, name="nbcount-load-fake-mode", daemon=True)
-    helper.start()
-    helper.join()
-
-
 class Plumbing:
     """Enters the execution context, makes the stand-in's tensors, runs each op."""
 
@@ -306,7 +282,7 @@ class Plumbing:
             from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 
             self.fake_type = FakeTensor
-            _load_fake_mode()
+            load_fake_mode()
             self.mode = FakeTensorMode(allow_non_fake_inputs=True)
             self.outputs = _Outputs(self.mode, FakeTensor)
 
