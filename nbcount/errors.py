@@ -219,7 +219,8 @@ def failure_message(calls: tuple[LayerCall, ...], layer: str, cause: BaseExcepti
     if done:
         last = done[-1]
         lines.append(f"  last layer that finished: {_label(last)} → {_given(last.out_tensors)}")
-    lines.append(f"{len(done)} module calls were counted before the failure; the partial report is on this "
+    calls_counted = f"{len(done)} module call{'s were' if len(done) != 1 else ' was'} counted"
+    lines.append(f"{calls_counted} before the failure; the partial report is on this "
                  "exception's .report attribute (e.report.table). The original exception is e.cause.")
     return "\n".join(lines)
 
