@@ -11,7 +11,9 @@ if [ "${1:-}" = "--terminal" ]; then
 fi
 port="${PORT:-8888}"
 token="${TOKEN:-$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(16))')}"
-args=(--ip=127.0.0.1 "--port=$port" --ServerApp.port_retries=0 "--IdentityProvider.token=$token")
+notebooks="$PWD/notebooks"  # the server's root: the URL below names the notebook relative to it
+args=(--ip=127.0.0.1 "--port=$port" --ServerApp.port_retries=0 "--IdentityProvider.token=$token"
+      "--ServerApp.root_dir=$notebooks")
 if [ "$(id -u)" = "0" ]; then
   args+=(--allow-root)
 fi
@@ -19,7 +21,7 @@ if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ "$(uname)" != "Darwin" ]; then
   args+=(--no-browser)  # no desktop to open a browser on: open the URL below yourself
 fi
 echo
-echo "nbcount demo: open http://127.0.0.1:$port/lab/tree/notebooks/quickstart.ipynb?token=$token"
+echo "nbcount demo: open http://127.0.0.1:$port/lab/tree/quickstart.ipynb?token=$token"
 echo "(Ctrl-C stops JupyterLab)"
 echo
-exec .venv/bin/jupyter lab "${args[@]}" notebooks/quickstart.ipynb
+exec .venv/bin/jupyter lab "${args[@]}" "$notebooks/quickstart.ipynb"
