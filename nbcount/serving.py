@@ -185,6 +185,19 @@ def _itemsize(dtype: Any, default: int) -> tuple[int, str]:
     return torch.empty((), dtype=dtype, device="meta").element_size(), str(dtype).removeprefix("torch.")
 
 
+_FLOATING = ("float", "bfloat", "half")
+
+
+def layer_dtype(report: Report, layer: str) -> str | None:
+    """The dtype of the first floating-point input of `layer`'s first call: what its K and V are stored in (a
+    math-path attention may upcast K and V to fp32 for its products, as meta's SDPA does for bf16; a cache
+    does not)."""
+    for row in report.rows:
+        if row.layer == layer:
+            return next((t.dtype for t in row.call.in_tensors if t.dtype.startswith(_FLOATING)), None)
+    return None
+
+
 def kv_cache_bytes(report: Report, seq_len: int, batch: int = 1, dtype: Any = None, *, n_layers: int | None = None,
                    n_kv_heads: int | None = None, head_dim: int | None = None) -> DerivedBytes:
     """K and V of every attention layer for `seq_len` tokens: 2·L·H_kv·d·T·B·bytes, found from the trace."""
@@ -194,7 +207,9 @@ def kv_cache_bytes(report: Report, seq_len: int, batch: int = 1, dtype: Any = No
                          "softmax between two batched products): give n_layers=, n_kv_heads= and head_dim=")
     first = sites[0] if sites else None
     widths = {(s.k_width, s.v_width, s.head_dim) for s in sites}
-    b, dtype_name = _itemsize(dtype, first.itemsize if first else 2)
+    found = layer_dtype(report, first.layer) if dtype is None and first is not None else None
+    b, dtype_name = _itemsize(dtype if found is None else found, first.itemsize if first else 2)
+    dtype_name += ", the attention layer's input" if found is not None else ""
     layers = n_layers if n_layers is not None else len(sites)
     d = head_dim if head_dim is not None else (first.head_dim if first else 0)
     kv = n_kv_heads if n_kv_heads is not None else (first.kv_heads if first else 0)

@@ -23,7 +23,7 @@ from nbcount.again import count_at
 from nbcount.derive import Derivation, Step, given, step
 from nbcount.machines import Hardware, dtype_key, get_hardware
 from nbcount.roofline import Roofline, roofline
-from nbcount.serving import AttentionSite, attention_sites, kv_cache_bytes
+from nbcount.serving import AttentionSite, attention_sites, kv_cache_bytes, layer_dtype
 from nbcount.serving_derive import Utilisation
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
     from nbcount.report import Report
 
-_FLOATING = ("float", "bfloat", "half")
 DEFAULT_HARDWARE = ("A100-SXM-80GB", "H100-SXM", "H200", "L4")
 COLUMNS = ("hardware", "phase", "tokens", "flops", "bytes", "fused_bytes", "intensity", "bound", "time_s",
            "best_time_s", "tokens_per_s_max")
@@ -55,14 +54,6 @@ class CacheCost:
         return int(self.read.value) + self.append_bytes
 
 
-def _layer_dtype(report: Report, layer: str) -> str | None:
-    """The dtype of the first floating-point input of `layer`'s first call: what its K and V are stored in."""
-    for row in report.rows:
-        if row.layer == layer:
-            return next((t.dtype for t in row.call.in_tensors if t.dtype.startswith(_FLOATING)), None)
-    return None
-
-
 def _cache_cost(report: Report, sites: list[AttentionSite], context: int, batch: int, kv_dtype: Any,
                 n_kv_heads: int | None) -> CacheCost:
     """K and V of `context` tokens read, one token's appended, and attention over them, each as steps.
@@ -74,7 +65,7 @@ def _cache_cost(report: Report, sites: list[AttentionSite], context: int, batch:
     if lost is not None and n_kv_heads is None:
         raise ValueError(f"the key / value width cached per token was not found in the trace of {lost.layer!r} "
                          f"({lost.heads} heads of {lost.head_dim}): give n_kv_heads= (the K/V heads per layer)")
-    stored = kv_dtype if kv_dtype is not None else _layer_dtype(report, sites[0].layer)
+    stored = kv_dtype if kv_dtype is not None else layer_dtype(report, sites[0].layer)
     read = kv_cache_bytes(report, context, batch, stored, n_kv_heads=n_kv_heads).derivation
     itemsize = next(s.value for s in read.steps if s.label == "bytes per element b")
     first = sites[0]

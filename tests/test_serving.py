@@ -110,3 +110,15 @@ def test_scaling_of_a_training_count_fits_the_training_step() -> None:
     again = nbcount.count(model, (1, 9), dtype=torch.long, training=True)
     assert fit(9) == again.forward_macs + again.backward_macs
     assert fit.chart() is not None
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_a_bf16_cache_is_two_bytes_per_element_on_meta_too(device: str) -> None:
+    """2·L·H_kv·d·T·B·2 bytes for a bf16 GQA decoder (2 layers, 2 K/V heads of 16): meta's attention upcasts K and V
+    to fp32 for its products, the cache keeps the layer's dtype."""
+    cfg = LlamaConfig(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=96, vocab_size=32, max_seq_len=64)
+    with torch.device(device):
+        model = llama(cfg).to(torch.bfloat16)
+    report = nbcount.count(model, (1, 8), dtype=torch.long)
+    assert int(report.kv_cache_bytes(40)) == 2 * 2 * 2 * 16 * 40 * 1 * 2
+    assert int(report.kv_cache_bytes(40, dtype=torch.float32)) == 2 * 2 * 2 * 16 * 40 * 1 * 4  # asked for: as asked
