@@ -99,8 +99,7 @@ def flops_section(report: Report, row: Row) -> Section:
 def rf_section(report: Report, row: Row, index: int) -> Section | None:
     """The receptive field of the row's output (None when the model has no image-like input)."""
     fields = report.receptive_field
-    found = fields.get(index) if fields is not None else None
-    if fields is None or found is None:
+    if fields is None or (found := fields.get(index)) is None:
         return None
     steps = field_steps(fields, row.call, index)
     return section("rf", "Receptive field", steps, found.rf)

@@ -128,9 +128,6 @@ class Report:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "counted": None}  # a weak reference does not pickle; the model is not data
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-
     # totals ----------------------------------------------------------------------
     @cached_property
     def total_params(self) -> int:

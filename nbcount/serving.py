@@ -185,16 +185,13 @@ def _itemsize(dtype: Any, default: int) -> tuple[int, str]:
     return torch.empty((), dtype=dtype, device="meta").element_size(), str(dtype).removeprefix("torch.")
 
 
-_FLOATING = ("float", "bfloat", "half")
-
-
 def layer_dtype(report: Report, layer: str) -> str | None:
     """The dtype of the first floating-point input of `layer`'s first call: what its K and V are stored in (a
     math-path attention may upcast K and V to fp32 for its products, as meta's SDPA does for bf16; a cache
     does not)."""
     for row in report.rows:
         if row.layer == layer:
-            return next((t.dtype for t in row.call.in_tensors if t.dtype.startswith(_FLOATING)), None)
+            return next((t.dtype for t in row.call.in_tensors if t.is_floating), None)
     return None
 
 

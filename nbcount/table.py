@@ -101,8 +101,9 @@ def layer_columns(report: Report) -> dict[str, Column]:
         Column("rf", "receptive field"), Column("jump", "jump"), Column("start", "start"),
         Column("uncounted", "uncounted ops"),
     ]
-    known = {c.key: c for c in reversed(specs)}  # the macs convention's column is the macs column: first spec wins
-    known = {c.key: known[c.key] for c in specs}
+    known: dict[str, Column] = {}
+    for c in specs:  # the macs convention's column is the macs column: the first spec of a key wins
+        known.setdefault(c.key, c)
     for key in report.table.columns:  # a column added to report.table later still shows, titled by its name
         if key not in known:
             kind = "count" if report.table[key].dtype.kind in "iu" else "text"

@@ -297,11 +297,10 @@ def layer_traffic(report: Report) -> tuple[LayerTraffic, ...]:
 
 FLOPS_NOTE = "real FLOPs: 2 per multiply-accumulate + every other floating-point op (nbcount convention)"
 PEAKS_NOTE = "multiply-accumulates at the dtype's dense matrix peak, other arithmetic at the vector (fp32) peak"
-_FLOAT_DTYPES = ("float", "bfloat16")  # float16/32/64, float8_*, bfloat16
 
 
 def op_dtype(op: OpEvent) -> str:
     """The dtype an op computes in: its first floating-point tensor input's, else its first output's."""
     tensors = inputs_of(op) + list(op.outputs)
-    floating = next((t.dtype for t in tensors if t.dtype.startswith(_FLOAT_DTYPES)), None)
+    floating = next((t.dtype for t in tensors if t.is_floating), None)
     return floating or (tensors[0].dtype if tensors else "float32")

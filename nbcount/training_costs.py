@@ -297,7 +297,7 @@ def _tokens(report: Report) -> tuple[int, str]:
     if not inputs:
         return 1, "no input tensor: per step"
     x = inputs[0]
-    if not x.dtype.startswith("float") and not x.dtype.startswith("bfloat") and len(x.shape) >= 2:
+    if not x.is_floating and len(x.shape) >= 2:
         return x.numel, f"input ids {x.shape}: every position is a token"
     if len(x.shape) == 3:
         return x.shape[0] * x.shape[1], f"input {x.shape}: batch × sequence positions"

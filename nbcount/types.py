@@ -52,6 +52,11 @@ class TensorMeta:
         """Bytes of the elements (not of the storage)."""
         return self.numel * self.itemsize
 
+    @property
+    def is_floating(self) -> bool:
+        """A real floating-point dtype: float16/32/64, float8_*, bfloat16."""
+        return self.dtype.startswith(("float", "bfloat"))
+
 
 @dataclass(frozen=True)
 class OpEvent:

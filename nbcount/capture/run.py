@@ -179,7 +179,7 @@ def run(model: nn.Module, inputs: Inputs | Callable[[], Inputs], *, execution: s
     with interrupts.deferred() as gate, preserve.process_state(execution == "real"), torch.no_grad():
         plumbing = Plumbing(execution)
         built = _build(model, plumbing)
-        with contextlib.closing(_Released(built)), preserve.kept([m for _, m, _ in built.live]) as keeper, plumbing:
+        with contextlib.closing(built), preserve.kept([m for _, m, _ in built.live]) as keeper, plumbing:
             _set_mode(built.module, mode)
             args, kwargs = inputs() if callable(inputs) else built.copy(inputs)
             book = TensorBook()
@@ -193,16 +193,6 @@ def run(model: nn.Module, inputs: Inputs | Callable[[], Inputs], *, execution: s
             in_meta = tuple(book.tensors_in((args, kwargs)))
             notes = (*notes, *built.notes())
             return _forward(state, everyone, (args, kwargs), in_meta, notes, plumbing, keeper, gate)
-
-
-class _Released:
-    """``contextlib.closing`` target: the stand-in lets the originals go when the run ends, however it ends."""
-
-    def __init__(self, built: standin.StandIn):
-        self.built = built
-
-    def close(self) -> None:
-        self.built.release()
 
 
 def _build(model: nn.Module, plumbing: Plumbing) -> standin.StandIn:

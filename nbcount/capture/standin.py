@@ -72,7 +72,7 @@ class StandIn:
         finally:
             self.copier.keep_values = False
 
-    def release(self) -> None:
+    def close(self) -> None:
         """Forget the originals the copy memo keeps alive (the user's model among them) once the run is over:
         the StandIn and its copier refer to each other, so without this the model would live until the next
         garbage collection rather than until the user lets it go."""
